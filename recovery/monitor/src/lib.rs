@@ -1,0 +1,334 @@
+//! The reincarnation monitor: parent of every restartable PD.
+//!
+//! - A child's fault reaches [`Monitor::fault`]; the [`policy`] decides to
+//!   restart it now, later (back-off), or to give up; every fault is logged
+//!   with the PD's name, the fault, and the restart count.
+//! - Liveness: on every tick from the timer driver the monitor pings each
+//!   child that has a heartbeat by notifying the channel between them; the
+//!   child's runtime answers with a notification. A child that misses
+//!   `misses` periods in a row is hung: it is restarted like a faulted one.
+//! - A restarted child's runtime notifies the monitor once it is up again;
+//!   the monitor logs the time from fault to that moment.
+//!
+//! The monitor never calls a PD it supervises (it only notifies), so no child
+//! can block it. Its time comes from [`Os::now`]; its ticks from the timer,
+//! which is always restarted at once because back-off needs ticks.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+pub mod policy;
+
+use axolotl_sdk::config::SupervisedChild;
+use axolotl_sdk::{Channel, ChannelSet, Child, FaultInfo, FaultKind, Handler, Instant, Os};
+use policy::{Decision, History};
+
+const NS_PER_MS: u64 = 1_000_000;
+
+/// Where a child is in its life, as the monitor sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Started (at boot or by a restart) and not yet signalled "up".
+    Starting {
+        /// When it was started.
+        since: Instant,
+        /// When the fault that caused this start happened, if any.
+        fault_at: Option<Instant>,
+    },
+    /// Up and answering.
+    Running,
+    /// Faulted; will be restarted at `at`.
+    Waiting {
+        /// When to restart.
+        at: Instant,
+        /// When it faulted.
+        fault_at: Instant,
+    },
+    /// Faulted too often: stopped for good.
+    GaveUp,
+}
+
+/// The monitor's view of one child.
+#[derive(Clone, Debug)]
+pub struct ChildState {
+    /// Where it is.
+    pub phase: Phase,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// The last fault, if any.
+    pub last_fault: Option<FaultInfo>,
+    /// Time from the last fault to the child being up again, in nanoseconds.
+    pub last_recovery_ns: Option<u64>,
+    history: History,
+    ping_sent: Option<Instant>,
+    last_ping: Instant,
+}
+
+/// Why the monitor could not do something. Logged by the runtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MonitorError {
+    /// A fault of a child that system.xml does not put under the monitor.
+    UnknownChild(Child),
+}
+
+impl core::fmt::Display for MonitorError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MonitorError::UnknownChild(c) => write!(f, "fault of unknown child {}", c.index()),
+        }
+    }
+}
+
+/// The monitor component.
+pub struct Monitor {
+    children: &'static [SupervisedChild],
+    states: heapless::Vec<ChildState, 63>,
+    tick: Option<Channel>,
+    tick_source: Option<Child>,
+}
+
+impl Monitor {
+    /// A monitor of `children` (generated from system.xml), ticked on `tick`
+    /// by the timer driver, which is the child `tick_source` (if supervised).
+    pub fn init(
+        os: &mut dyn Os,
+        children: &'static [SupervisedChild],
+        tick: Option<Channel>,
+        tick_source: Option<Child>,
+    ) -> Monitor {
+        let now = os.now();
+        let mut states = heapless::Vec::new();
+        for _ in children.iter().take(63) {
+            let mut history = History::default();
+            history.started(now);
+            // Cannot fail: at most 63 are taken.
+            let _ = states.push(ChildState {
+                phase: Phase::Starting {
+                    since: now,
+                    fault_at: None,
+                },
+                restarts: 0,
+                last_fault: None,
+                last_recovery_ns: None,
+                history,
+                ping_sent: None,
+                last_ping: now,
+            });
+        }
+        log::info!("supervising {} PDs", states.len());
+        Monitor {
+            children,
+            states,
+            tick,
+            tick_source,
+        }
+    }
+
+    /// The monitor's view of the child named `name`.
+    pub fn state(&self, name: &str) -> Option<&ChildState> {
+        let i = self.children.iter().position(|c| c.name == name)?;
+        self.states.get(i)
+    }
+
+    fn index_of(&self, child: Child) -> Option<usize> {
+        self.children.iter().position(|c| c.child == child)
+    }
+
+    fn restart(&mut self, os: &mut dyn Os, i: usize, now: Instant, fault_at: Instant) {
+        let (cfg, st) = (&self.children[i], &mut self.states[i]);
+        st.restarts += 1;
+        st.ping_sent = None;
+        st.last_ping = now;
+        st.history.started(now);
+        st.phase = if cfg.channel.is_some() {
+            Phase::Starting {
+                since: now,
+                fault_at: Some(fault_at),
+            }
+        } else {
+            // Without a channel the child cannot say it is up.
+            Phase::Running
+        };
+        log::info!("restarting {} (restart #{})", cfg.name, st.restarts);
+        os.restart_child(cfg.child);
+    }
+
+    /// Applies the policy to a fault (or hang) of child `i`. `running` says the
+    /// child is still running (a hang) and must be stopped if not restarted
+    /// at once.
+    fn on_fault(&mut self, os: &mut dyn Os, i: usize, info: FaultInfo, running: bool) {
+        let now = os.now();
+        let cfg = self.children[i];
+        let st = &mut self.states[i];
+        st.last_fault = Some(info);
+        log::error!(
+            "{} faulted: {} (restarts so far: {})",
+            cfg.name,
+            info,
+            st.restarts
+        );
+        match st.history.on_fault(&cfg.restart, now) {
+            Decision::GiveUp { faults } => {
+                log::error!(
+                    "giving up on {}: {} faults within {} ms; it stays stopped",
+                    cfg.name,
+                    faults,
+                    cfg.restart.window_ms
+                );
+                st.phase = Phase::GaveUp;
+                os.stop_child(cfg.child);
+            }
+            Decision::RestartAt(at) if at <= now || Some(cfg.child) == self.tick_source => {
+                self.restart(os, i, now, now);
+            }
+            Decision::RestartAt(at) => {
+                log::warn!(
+                    "{} is crash-looping: restart in {} ms",
+                    cfg.name,
+                    at.nanos_since(now) / NS_PER_MS
+                );
+                st.phase = Phase::Waiting { at, fault_at: now };
+                if running {
+                    os.stop_child(cfg.child);
+                }
+            }
+        }
+    }
+
+    /// A tick: restarts that are due, heartbeat pings and hang detection.
+    fn on_tick(&mut self, os: &mut dyn Os) {
+        let now = os.now();
+        for i in 0..self.states.len() {
+            let cfg = self.children[i];
+            let st = &mut self.states[i];
+            match st.phase {
+                Phase::Waiting { at, fault_at } if at <= now => {
+                    self.restart(os, i, now, fault_at);
+                }
+                Phase::Running => {
+                    let (Some(hb), Some(ch)) = (cfg.heartbeat, cfg.channel) else {
+                        continue;
+                    };
+                    let period_ns = hb.period_ms.saturating_mul(NS_PER_MS);
+                    match st.ping_sent {
+                        Some(sent)
+                            if now.nanos_since(sent)
+                                >= period_ns.saturating_mul(u64::from(hb.misses)) =>
+                        {
+                            log::error!(
+                                "{} missed {} heartbeats ({} ms): hung",
+                                cfg.name,
+                                hb.misses,
+                                now.nanos_since(sent) / NS_PER_MS
+                            );
+                            let info = FaultInfo {
+                                kind: FaultKind::Hang,
+                                addr: 0,
+                                pc: 0,
+                            };
+                            self.on_fault(os, i, info, true);
+                        }
+                        Some(_) => {}
+                        None if now.nanos_since(st.last_ping) >= period_ns => {
+                            st.ping_sent = Some(now);
+                            st.last_ping = now;
+                            os.notify(ch);
+                        }
+                        None => {}
+                    }
+                }
+                Phase::Starting { since, .. } => {
+                    // A child that never comes up is hung in its start-up.
+                    let Some(hb) = cfg.heartbeat else { continue };
+                    let limit = hb
+                        .period_ms
+                        .saturating_mul(u64::from(hb.misses))
+                        .saturating_mul(NS_PER_MS)
+                        .max(STARTUP_GRACE_NS);
+                    if now.nanos_since(since) >= limit {
+                        log::error!(
+                            "{} did not come up within {} ms: hung",
+                            cfg.name,
+                            limit / NS_PER_MS
+                        );
+                        let info = FaultInfo {
+                            kind: FaultKind::Hang,
+                            addr: 0,
+                            pc: 0,
+                        };
+                        self.on_fault(os, i, info, true);
+                    }
+                }
+                Phase::Waiting { .. } | Phase::GaveUp => {}
+            }
+        }
+    }
+
+    /// The child at the other end of `ch` signalled: it is up, or it answered
+    /// a ping.
+    fn on_child_signal(&mut self, os: &mut dyn Os, i: usize) {
+        let now = os.now();
+        let cfg = self.children[i];
+        let st = &mut self.states[i];
+        st.ping_sent = None;
+        if let Phase::Starting { fault_at, .. } = st.phase {
+            st.phase = Phase::Running;
+            match fault_at {
+                Some(at) => {
+                    let ns = now.nanos_since(at);
+                    st.last_recovery_ns = Some(ns);
+                    log::info!(
+                        "{} recovered in {}.{:03} ms (restart #{})",
+                        cfg.name,
+                        ns / NS_PER_MS,
+                        (ns % NS_PER_MS) / 1_000,
+                        st.restarts
+                    );
+                }
+                None => log::debug!("{} is up", cfg.name),
+            }
+        }
+    }
+}
+
+/// A restarted child gets at least this long to come up before it counts as
+/// hung, however short its heartbeat period.
+pub const STARTUP_GRACE_NS: u64 = 2_000 * NS_PER_MS;
+
+impl Handler for Monitor {
+    type Error = MonitorError;
+
+    fn notified(&mut self, os: &mut dyn Os, channels: ChannelSet) -> Result<(), MonitorError> {
+        // The tick channel is also the timer's supervision channel: a tick
+        // proves the timer's event loop runs, like a heartbeat answer does.
+        for ch in channels {
+            match self.children.iter().position(|c| c.channel == Some(ch)) {
+                Some(i) => self.on_child_signal(os, i),
+                None if Some(ch) == self.tick => {}
+                None => log::warn!("notification on unexpected channel {}", ch.index()),
+            }
+        }
+        if self.tick.is_some_and(|t| channels.contains(t)) {
+            self.on_tick(os);
+        }
+        Ok(())
+    }
+
+    fn fault(
+        &mut self,
+        os: &mut dyn Os,
+        child: Child,
+        info: &FaultInfo,
+    ) -> Result<(), MonitorError> {
+        let i = self
+            .index_of(child)
+            .ok_or(MonitorError::UnknownChild(child))?;
+        if self.states[i].phase == Phase::GaveUp {
+            return Ok(());
+        }
+        self.on_fault(os, i, *info, false);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,239 @@
+//! `axolotl`: the command-line tool of the Axolotl component system.
+
+use axolotl_host::status;
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Axolotl: a self-healing component system on seL4 Microkit.
+///
+/// Every driver and service is a protection domain (PD) wired in one
+/// system.xml. When a PD crashes or hangs, the monitor restarts it with fresh
+/// memory and it reloads its state from the state store, while the rest keeps
+/// running. `axolotl run` runs a system on Linux, one process per PD.
+#[derive(Parser)]
+#[command(name = "axolotl", version, about, long_about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a system description against Microkit's and Axolotl's rules.
+    ///
+    /// Prints every error as FILE:LINE:COL: message and exits non-zero if there
+    /// is any.
+    Check {
+        /// The system description.
+        #[arg(default_value = "system.xml")]
+        file: PathBuf,
+    },
+    /// Print the plain Microkit description (Axolotl extensions removed) that
+    /// the Microkit tool accepts.
+    Lower {
+        /// The system description.
+        #[arg(default_value = "system.xml")]
+        file: PathBuf,
+        /// Write here instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Run a system on Linux: every PD its own process, until Ctrl-C.
+    ///
+    /// When started through `cargo run`, the PD programs are built first.
+    /// Otherwise they are looked up next to this program (program_image
+    /// "x.elf" runs the program "x").
+    Run {
+        /// The system description.
+        #[arg(default_value = "system.xml")]
+        file: PathBuf,
+        /// Control socket for `axolotl status` and `axolotl inject`.
+        #[arg(long, env = "AXOLOTL_CONTROL")]
+        control: Option<PathBuf>,
+        /// Where the PD programs are (default: next to this program).
+        #[arg(long)]
+        pd_dir: Option<PathBuf>,
+        /// Do not build the PD programs, even under `cargo run`.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// Show every PD of a running system: state, pid, restarts, last fault,
+    /// last recovery time.
+    Status {
+        /// Print a JSON array of objects (name, state, restarts, ...).
+        #[arg(long)]
+        json: bool,
+        /// Control socket of the running system.
+        #[arg(long, env = "AXOLOTL_CONTROL")]
+        control: Option<PathBuf>,
+    },
+    /// Inject a fault into a PD of a running system (a debug facility).
+    ///
+    /// KIND is one of: panic, segv (a null-pointer write), abort, hang (stops
+    /// answering; the monitor's heartbeat catches it).
+    Inject {
+        /// The PD's name in system.xml.
+        pd: String,
+        /// panic, segv, abort or hang.
+        #[arg(value_parser = ["panic", "segv", "abort", "hang"])]
+        kind: String,
+        /// Control socket of the running system.
+        #[arg(long, env = "AXOLOTL_CONTROL")]
+        control: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Check { file } => check(&file),
+        Command::Lower { file, output } => lower(&file, output.as_deref()),
+        Command::Run {
+            file,
+            control,
+            pd_dir,
+            no_build,
+        } => run(&file, control, pd_dir, no_build),
+        Command::Status { json, control } => show_status(json, &control_path(control)),
+        Command::Inject { pd, kind, control } => {
+            status::request(&control_path(control), &format!("inject {pd} {kind}"))
+                .map(|answer| print!("{answer}"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The default control socket: `$XDG_RUNTIME_DIR/axolotl/control.sock`, or
+/// `/tmp/axolotl-UID/control.sock`.
+fn control_path(given: Option<PathBuf>) -> PathBuf {
+    if let Some(p) = given {
+        return p;
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return PathBuf::from(dir).join("axolotl/control.sock");
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    PathBuf::from(format!("/tmp/axolotl-{uid}/control.sock"))
+}
+
+/// Reads system.xml, looking next to the workspace when run by cargo from
+/// elsewhere.
+fn read_system(file: &Path) -> Result<(String, String), String> {
+    let mut path = file.to_path_buf();
+    if !path.exists() && path.is_relative() {
+        if let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
+            let candidate = PathBuf::from(dir).join("../..").join(file);
+            if candidate.exists() {
+                path = candidate;
+            }
+        }
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((path.display().to_string(), text))
+}
+
+fn parse(file: &Path) -> Result<axolotl_sysdesc::System, String> {
+    let (name, text) = read_system(file)?;
+    axolotl_sysdesc::parse(&name, &text).map_err(|diags| {
+        let mut s: Vec<String> = diags.iter().map(ToString::to_string).collect();
+        s.push(format!("{name}: {} error(s)", diags.len()));
+        s.join("\n")
+    })
+}
+
+fn check(file: &Path) -> Result<(), String> {
+    let system = parse(file)?;
+    println!(
+        "{}: ok: {} PDs, {} channels, {} memory regions, {} rings",
+        system.file,
+        system.pds.len(),
+        system.channels.len(),
+        system.regions.len(),
+        system.rings.len()
+    );
+    Ok(())
+}
+
+fn lower(file: &Path, output: Option<&Path>) -> Result<(), String> {
+    let (name, text) = read_system(file)?;
+    let xml = axolotl_sysdesc::to_microkit(&name, &text).map_err(|diags| {
+        diags
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    })?;
+    match output {
+        Some(out) => std::fs::write(out, xml).map_err(|e| format!("{}: {e}", out.display())),
+        None => {
+            print!("{xml}");
+            Ok(())
+        }
+    }
+}
+
+/// Under `cargo run`, builds every PD program with the same profile first.
+fn build_pds(exe_dir: &Path) -> Result<(), String> {
+    let (Some(cargo), Some(manifest)) = (
+        std::env::var_os("CARGO"),
+        std::env::var_os("CARGO_MANIFEST_DIR"),
+    ) else {
+        return Ok(());
+    };
+    let root = PathBuf::from(manifest).join("../..");
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.current_dir(&root)
+        .args(["build", "--workspace", "--bins"]);
+    if exe_dir.ends_with("release") {
+        cmd.arg("--release");
+    }
+    eprintln!("building the PD programs (cargo build --workspace --bins)...");
+    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("building the PD programs failed".into());
+    }
+    Ok(())
+}
+
+fn run(
+    file: &Path,
+    control: Option<PathBuf>,
+    pd_dir: Option<PathBuf>,
+    no_build: bool,
+) -> Result<(), String> {
+    let system = parse(file)?;
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    if !no_build && pd_dir.is_none() {
+        build_pds(&exe_dir)?;
+    }
+    axolotl_host::logger::init("axolotl", axolotl_host::sys::monotonic_ns());
+    let opts = axolotl_host::supervisor::Options {
+        control: control_path(control),
+        pd_dir: pd_dir.unwrap_or(exe_dir),
+    };
+    axolotl_host::supervisor::run(&system, &opts)
+}
+
+fn show_status(json: bool, control: &Path) -> Result<(), String> {
+    let pds = status::query(control)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&pds).map_err(|e| e.to_string())?
+        );
+    } else {
+        print!("{}", status::table(&pds));
+    }
+    Ok(())
+}

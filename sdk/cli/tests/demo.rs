@@ -1,0 +1,415 @@
+//! End-to-end tests of the demo system on the Linux host: real PD processes,
+//! real faults, real restarts. They need the PD programs built next to the
+//! `axolotl` binary (`cargo build --workspace --bins`; `ci/test` does it).
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+fn axolotl() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_axolotl"))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn pd_dir() -> PathBuf {
+    let dir = axolotl().parent().unwrap().to_path_buf();
+    for pd in ["monitor", "timer", "store", "producer", "consumer"] {
+        assert!(
+            dir.join(pd).is_file(),
+            "PD program {pd} is missing from {}: run `cargo build --workspace --bins` first",
+            dir.display()
+        );
+    }
+    dir
+}
+
+/// A running demo system, stopped with SIGINT when dropped.
+struct Running {
+    child: Option<Child>,
+    dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Running {
+    fn start(name: &str) -> Running {
+        let dir = std::env::temp_dir().join(format!("axolotl-test-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log");
+        let child = Command::new(axolotl())
+            .arg("run")
+            .arg(root().join("system.xml"))
+            .arg("--no-build")
+            .arg("--pd-dir")
+            .arg(pd_dir())
+            .arg("--control")
+            .arg(dir.join("control.sock"))
+            .env("AXOLOTL_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let r = Running {
+            child: Some(child),
+            dir,
+            log,
+        };
+        r.wait_log("system up: all 5 PDs running");
+        r
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits for a log line containing `needle`; returns the log.
+    fn wait_log(&self, needle: &str) -> String {
+        self.wait_log_count(needle, 1)
+    }
+
+    fn wait_log_count(&self, needle: &str, n: usize) -> String {
+        let start = Instant::now();
+        loop {
+            let log = self.log();
+            if log.matches(needle).count() >= n {
+                return log;
+            }
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "no {n}x '{needle}' within {TIMEOUT:?}; log:\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(axolotl())
+            .args(args)
+            .arg("--control")
+            .arg(self.dir.join("control.sock"))
+            .output()
+            .unwrap()
+    }
+
+    fn status(&self) -> Vec<Value> {
+        let out = self.cli(&["status", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn pd(&self, name: &str) -> Value {
+        self.status()
+            .into_iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no PD {name} in status"))
+    }
+
+    fn inject(&self, pd: &str, kind: &str) {
+        let out = self.cli(&["inject", pd, kind]);
+        assert!(
+            out.status.success(),
+            "inject {pd} {kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Waits until `pd` is running with at least `restarts` restarts.
+    fn wait_restarted(&self, pd: &str, restarts: u64) -> Value {
+        let start = Instant::now();
+        loop {
+            let p = self.pd(pd);
+            if p["state"] == "running" && p["restarts"].as_u64() >= Some(restarts) {
+                return p;
+            }
+            assert!(
+                start.elapsed() < TIMEOUT,
+                "{pd} did not come back: {p}\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the system with SIGINT; returns its exit status.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        libc_kill(child.id() as i32, libc::SIGINT);
+        let start = Instant::now();
+        loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                return s;
+            }
+            if start.elapsed() > TIMEOUT {
+                let _ = child.kill();
+                panic!("axolotl run did not stop on SIGINT");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+    }
+}
+
+fn libc_kill(pid: i32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid, sig) };
+}
+
+/// The last value of `key=N` or `key N` after `prefix` in the log.
+fn last_number_after(log: &str, prefix: &str) -> Option<u64> {
+    log.lines().rev().find_map(|l| {
+        let rest = &l[l.find(prefix)? + prefix.len()..];
+        rest.trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+#[test]
+fn every_pd_but_the_monitor_recovers_and_workers_keep_their_state() {
+    let mut sys = Running::start("recover");
+    // The consumer has counted something worth keeping.
+    sys.wait_log("persisted count=5");
+
+    let cases = [
+        ("consumer", "segv", "memory-access"),
+        ("producer", "panic", "panic"),
+        ("store", "abort", "abort"),
+        ("timer", "segv", "memory-access"),
+        ("consumer", "hang", "hang"),
+        ("producer", "abort", "abort"),
+        ("store", "hang", "hang"),
+        ("timer", "panic", "panic"),
+    ];
+    let mut restarts = std::collections::HashMap::new();
+    for (pd, kind, reported) in cases {
+        let before = sys.log();
+        let pid_before = sys.pd(pd)["pid"].clone();
+        let n = restarts.entry(pd).or_insert(0u64);
+        *n += 1;
+        // Let it run past the monitor's crash-loop damping window.
+        std::thread::sleep(Duration::from_millis(1_100));
+        sys.inject(pd, kind);
+        let p = sys.wait_restarted(pd, *n);
+        assert_ne!(
+            p["pid"], pid_before,
+            "{pd} was not restarted as a new process"
+        );
+        assert_eq!(p["last_fault"]["kind"], reported, "{pd}: {p}");
+        assert!(p["last_recovery_us"].as_f64().unwrap() > 0.0);
+        let log = sys.log();
+        let new = &log[before.len()..];
+        assert!(
+            new.contains(&format!("{pd} faulted: {reported}")) || reported == "hang",
+            "monitor did not log the fault of {pd}:\n{new}"
+        );
+        if kind == "segv" {
+            assert!(
+                new.contains("at address 0x8"),
+                "fault address not reported:\n{new}"
+            );
+        }
+    }
+
+    // Workers resumed from their stored counters, never from zero.
+    let log = sys.log();
+    let resumed: Vec<u64> = log
+        .lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("consumer resumed at count ")? + 26..];
+            rest.split(' ').next()?.parse().ok()
+        })
+        .collect();
+    assert!(resumed.len() >= 3, "consumer restarts not seen:\n{log}");
+    assert_eq!(resumed[0], 0, "first start begins at zero");
+    assert!(
+        resumed[1..].iter().all(|&c| c > 0),
+        "a restart lost the count: {resumed:?}"
+    );
+    assert!(
+        resumed.windows(2).all(|w| w[0] <= w[1]),
+        "count went backwards: {resumed:?}"
+    );
+    assert!(!log.contains("never arrived"), "jobs were lost:\n{log}");
+
+    // Work carries on after all that.
+    let before = sys.log().matches("persisted count=").count();
+    sys.wait_log_count("persisted count=", before + 5);
+    for p in sys.status() {
+        assert_eq!(p["state"], "running", "{p}");
+    }
+    assert!(sys.stop().success());
+}
+
+#[test]
+fn the_store_keeps_every_acknowledged_put_across_random_kills() {
+    let sys = Running::start("store-kills");
+    sys.wait_log("persisted count=3");
+    let seed = std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15;
+    let mut x = seed;
+    let mut rand = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 1..=6u64 {
+        // Kill the store at a random moment of the stream of puts.
+        std::thread::sleep(Duration::from_millis(50 + rand() % 400));
+        let pid = sys.pd("store")["pid"].as_i64().expect("store has a pid");
+        libc_kill(pid as i32, libc::SIGKILL);
+        sys.wait_restarted("store", round);
+    }
+    // Now restart the consumer: it must read back exactly what the store
+    // last acknowledged to it.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let before = sys.log().matches("consumer resumed at count").count();
+    // Freeze the consumer's view: the last acknowledged count before the fault.
+    sys.inject("consumer", "segv");
+    let log = sys.wait_log_count("consumer resumed at count", before + 1);
+    let fault_at = log.rfind("injected fault: segv").unwrap();
+    let acked = last_number_after(&log[..fault_at], "persisted count=").unwrap();
+    let resumed = last_number_after(&log, "consumer resumed at count").unwrap();
+    assert_eq!(
+        resumed, acked,
+        "store lost or invented an acknowledged put (seed {seed:#x})"
+    );
+    assert!(
+        !log.contains("never arrived"),
+        "jobs were lost (seed {seed:#x})"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_every_pd_process() {
+    let mut sys = Running::start("ctrl-c");
+    let pids: Vec<i64> = sys
+        .status()
+        .iter()
+        .filter_map(|p| p["pid"].as_i64())
+        .collect();
+    assert_eq!(pids.len(), 5);
+    assert!(sys.stop().success());
+    for pid in pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map(|s| s.contains(") Z "))
+                    .unwrap_or(true),
+            "PD process {pid} outlived axolotl run"
+        );
+    }
+}
+
+#[test]
+fn missing_pd_programs_are_named_with_their_line() {
+    let empty = std::env::temp_dir().join(format!("axolotl-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(axolotl())
+        .arg("run")
+        .arg(root().join("system.xml"))
+        .args(["--no-build", "--pd-dir"])
+        .arg(&empty)
+        .arg("--control")
+        .arg(empty.join("c.sock"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("system.xml:"), "{err}");
+    assert!(err.contains("no host program 'consumer'"), "{err}");
+    assert_eq!(err.matches("no host program").count(), 5, "{err}");
+}
+
+#[test]
+fn check_reports_every_error_with_file_line_and_column() {
+    let dir = std::env::temp_dir().join(format!("axolotl-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = std::fs::read_to_string(root().join("system.xml")).unwrap();
+    let ok = Command::new(axolotl())
+        .arg("check")
+        .arg(root().join("system.xml"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = good
+        .replace(
+            "<end pd=\"consumer\" id=\"3\" />",
+            "<end pd=\"consumer\" id=\"70\" />",
+        )
+        .replace("priority=\"252\"", "priority=\"300\"");
+    let path = dir.join("bad.xml");
+    std::fs::write(&path, bad).unwrap();
+    let out = Command::new(axolotl())
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let located: Vec<&str> = err
+        .lines()
+        .filter(|l| {
+            let mut it = l.splitn(4, ':');
+            let (_, line, col) = (it.next(), it.next(), it.next());
+            line.is_some_and(|s| s.parse::<u32>().is_ok())
+                && col.is_some_and(|s| s.parse::<u32>().is_ok())
+        })
+        .collect();
+    assert!(
+        located.len() >= 2,
+        "both errors reported with positions:\n{err}"
+    );
+    assert!(err.contains("70"), "{err}");
+    assert!(err.contains("300"), "{err}");
+}
+
+#[test]
+fn status_and_inject_without_a_running_system_say_so() {
+    let out = Command::new(axolotl())
+        .args(["status", "--control", "/nonexistent/axolotl.sock"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("axolotl run"));
+}
+
+#[test]
+fn inject_rejects_unknown_pds_and_kinds() {
+    let sys = Running::start("inject-errors");
+    let out = sys.cli(&["inject", "nosuchpd", "segv"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no PD named 'nosuchpd'"));
+    let out = sys.cli(&["inject", "consumer", "explode"]);
+    assert!(!out.status.success());
+    for p in sys.status() {
+        assert_eq!(p["restarts"], 0, "{p}");
+    }
+}

@@ -1,0 +1,47 @@
+//! The build-script side: find system.xml, check it, write `OUT_DIR/pd.rs`.
+
+use std::path::PathBuf;
+
+/// The system.xml a build uses: `$AXOLOTL_SYSTEM` if set, else the one at the
+/// root of the workspace (two levels above the PD crate).
+pub fn system_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("AXOLOTL_SYSTEM") {
+        return PathBuf::from(p);
+    }
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    dir.join("../../system.xml")
+}
+
+/// Generates the constants of the PD whose program image is `image` into
+/// `$OUT_DIR/pd.rs`. Any error in system.xml fails the build with the
+/// checker's `file:line:col: message` lines.
+pub fn generate(image: &str) {
+    println!("cargo::rerun-if-env-changed=AXOLOTL_SYSTEM");
+    let path = system_path();
+    let path = path.canonicalize().unwrap_or(path);
+    println!("cargo::rerun-if-changed={}", path.display());
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let name = path.display().to_string();
+    let system = match axolotl_sysdesc::parse(&name, &text) {
+        Ok(s) => s,
+        Err(diags) => {
+            for d in &diags {
+                eprintln!("{d}");
+            }
+            panic!(
+                "{} has {} error(s); run `axolotl check {}`",
+                name,
+                diags.len(),
+                name
+            );
+        }
+    };
+    let i = crate::pd_for_image(&system, image).unwrap_or_else(|e| panic!("{e}"));
+    let out =
+        PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo")).join("pd.rs");
+    std::fs::write(&out, crate::pd_module(&system, i))
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
+}

@@ -1,0 +1,114 @@
+use super::*;
+
+const DEMO: &str = include_str!("../../sysdesc/tests/good/demo.xml");
+
+fn module(image: &str) -> String {
+    let s = axolotl_sysdesc::parse("demo.xml", DEMO).unwrap();
+    pd_module(&s, pd_for_image(&s, image).unwrap())
+}
+
+#[test]
+fn names_are_rust_constants() {
+    assert_eq!(const_name("jobs_ring"), "JOBS_RING");
+    assert_eq!(const_name("9lives"), "_9LIVES");
+    assert_eq!(const_name("a-b.c"), "A_B_C");
+    assert_eq!(const_name(""), "_");
+}
+
+#[test]
+fn the_consumer_gets_its_channels_ring_and_store() {
+    let m = module("consumer.elf");
+    assert!(m.contains("pub const NAME: &str = \"consumer\";"), "{m}");
+    assert!(
+        m.contains("pub const MONITOR: Channel = Channel::new(0);"),
+        "{m}"
+    );
+    assert!(
+        m.contains("pub const STORE: Channel = Channel::new(1);"),
+        "{m}"
+    );
+    assert!(
+        m.contains("pub const PRODUCER: Channel = Channel::new(3);"),
+        "{m}"
+    );
+    assert!(
+        m.contains("pub const JOBS: axolotl_sdk::config::RingConfig"),
+        "{m}"
+    );
+    assert!(
+        m.contains("vaddr: 0x2000000, size: 0x1000, writable: true"),
+        "{m}"
+    );
+    assert!(
+        m.contains("slots: 64, role: axolotl_sdk::config::RingRole::Consumer"),
+        "{m}"
+    );
+    assert!(
+        m.contains("pub const STORE: Option<Channel> = Some(Channel::new(1));"),
+        "{m}"
+    );
+    assert!(
+        m.contains("pub const TIMER: Option<Channel> = None;"),
+        "{m}"
+    );
+    assert!(
+        m.contains("pub const PARENT: Option<Channel> = Some(Channel::new(0));"),
+        "{m}"
+    );
+}
+
+#[test]
+fn the_monitor_gets_its_children_and_tick() {
+    let m = module("monitor.elf");
+    assert_eq!(m.matches("SupervisedChild {").count(), 4, "{m}");
+    assert!(
+        m.contains("name: \"producer\", child: Child::new(3), channel: Some(Channel::new(3))"),
+        "{m}"
+    );
+    assert!(
+        m.contains("heartbeat: Some(Heartbeat { period_ms: 100, misses: 3 })"),
+        "{m}"
+    );
+    assert!(
+        m.contains("pub const TICK_CHANNEL: Option<Channel> = Some(Channel::new(1));"),
+        "{m}"
+    );
+    assert!(
+        m.contains("pub const TICK_SOURCE: Option<Child> = Some(Child::new(1));"),
+        "{m}"
+    );
+}
+
+#[test]
+fn the_timer_and_store_get_their_tables() {
+    let t = module("timer.elf");
+    assert!(
+        t.contains("Tick { channel: Channel::new(0), period_ns: 100000000 }"),
+        "{t}"
+    );
+    assert!(t.contains("ChannelSet::from_bits(0x4)"), "{t}");
+    assert!(
+        t.contains("pub const TIMER: Channel = Channel::new(1);"),
+        "{t}"
+    );
+    let s = module("store.elf");
+    assert!(s.contains("StoreClient { channel: Channel::new(1), namespace: \"producer\", quota_bytes: 256, quota_keys: 4 }"), "{s}");
+    assert!(
+        s.contains("StoreClient { channel: Channel::new(2), namespace: \"consumer\""),
+        "{s}"
+    );
+    assert!(s.contains("pub const JOURNAL: Option<Region> = Some(axolotl_sdk::config::Region { name: \"store_journal\", vaddr: 0x2000000, size: 0x10000, writable: true });"), "{s}");
+}
+
+#[test]
+fn unknown_or_shared_images_are_errors() {
+    let s = axolotl_sysdesc::parse("demo.xml", DEMO).unwrap();
+    assert!(pd_for_image(&s, "nothing.elf")
+        .unwrap_err()
+        .contains("no protection_domain"));
+    let shared = DEMO.replace("consumer.elf", "producer.elf");
+    let s = axolotl_sysdesc::parse("demo.xml", &shared).unwrap();
+    assert!(pd_for_image(&s, "producer.elf")
+        .unwrap_err()
+        .contains("several"));
+}

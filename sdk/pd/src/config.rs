@@ -1,0 +1,130 @@
+//! Types of the constants that the build generates from system.xml for each
+//! PD (see `axolotl-sysdesc`'s code generator). Nothing here is written by
+//! hand in a PD: ids, addresses and sizes come from system.xml only.
+
+use crate::{Channel, Child};
+
+/// A memory region as one PD maps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// The region's name in system.xml.
+    pub name: &'static str,
+    /// Where this PD maps it.
+    pub vaddr: usize,
+    /// Its size in bytes.
+    pub size: usize,
+    /// Whether this PD may write it.
+    pub writable: bool,
+}
+
+impl Region {
+    /// The region's first byte in this PD's address space.
+    pub const fn ptr(&self) -> *mut u8 {
+        self.vaddr as *mut u8
+    }
+
+    /// The whole region as bytes.
+    ///
+    /// # Safety
+    /// The runtime must have mapped the region (every runtime maps all of a
+    /// PD's regions before its `init` runs) and mapped it writable; no other
+    /// reference to it may be live in this PD; and no other PD may map it
+    /// (otherwise use it through atomics, as rings do).
+    #[allow(unsafe_code)]
+    pub unsafe fn bytes_mut(&self) -> &'static mut [u8] {
+        // SAFETY: the caller guarantees the mapping, its permissions and
+        // exclusivity; a mapping lives as long as the PD.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr(), self.size) }
+    }
+}
+
+/// Which end of a ring this PD is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RingRole {
+    /// This PD enqueues descriptors.
+    Producer,
+    /// This PD dequeues descriptors.
+    Consumer,
+}
+
+/// A ring carried by a channel (`<axolotl:ring>` in system.xml).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingConfig {
+    /// The ring's name in system.xml.
+    pub name: &'static str,
+    /// The shared region that holds it.
+    pub region: Region,
+    /// The channel that carries its notifications.
+    pub channel: Channel,
+    /// Number of descriptor slots (a power of two).
+    pub slots: u32,
+    /// This PD's end.
+    pub role: RingRole,
+}
+
+/// What a parent does when a child faults (`<axolotl:restart>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestartPolicy {
+    /// Delay before the first restart after a fault, in milliseconds
+    /// (`0`: restart at once).
+    pub initial_backoff_ms: u64,
+    /// Upper bound of the back-off, doubled after each fault that came too
+    /// soon after the previous restart.
+    pub max_backoff_ms: u64,
+    /// A child that ran at least this long before faulting is restarted with
+    /// the initial back-off again (crash-loop damping).
+    pub min_run_ms: u64,
+    /// Give up after this many faults within `window_ms` (`0`: never give up).
+    pub max_faults: u32,
+    /// The window for `max_faults`, in milliseconds.
+    pub window_ms: u64,
+}
+
+/// Liveness checking of a child (`<axolotl:heartbeat>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// How often the parent pings, in milliseconds.
+    pub period_ms: u64,
+    /// How many periods without an answer make the child hung.
+    pub misses: u32,
+}
+
+/// A child under supervision, as its parent sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SupervisedChild {
+    /// The child's PD name.
+    pub name: &'static str,
+    /// Its id under the parent.
+    pub child: Child,
+    /// The parent's end of the channel to the child, used for heartbeats and
+    /// the child's "up" signal, if there is one.
+    pub channel: Option<Channel>,
+    /// What to do when it faults.
+    pub restart: RestartPolicy,
+    /// Liveness checking, if any.
+    pub heartbeat: Option<Heartbeat>,
+}
+
+/// A client of the state store, as the store sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreClient {
+    /// The store's end of the channel the client calls on; it is the client's
+    /// identity, which the client cannot forge.
+    pub channel: Channel,
+    /// The client's PD name; its keys live in a namespace of this name.
+    pub namespace: &'static str,
+    /// Most bytes of keys plus values the client may keep.
+    pub quota_bytes: u32,
+    /// Most keys the client may keep.
+    pub quota_keys: u32,
+}
+
+/// A periodic tick the timer driver sends without being asked for each one
+/// (to the monitor, which never calls a PD it supervises).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tick {
+    /// The timer's end of the channel to notify.
+    pub channel: Channel,
+    /// The period in nanoseconds.
+    pub period_ns: u64,
+}

@@ -1,0 +1,413 @@
+//! Rules that relate elements to each other: Microkit's and Axolotl's.
+
+use crate::diag::Diags;
+use crate::model::*;
+use crate::{RING_DESC_BYTES, RING_HEADER_BYTES};
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+/// Microkit's limit on protection domains.
+pub const MAX_PDS: usize = 63;
+const PAGE_SIZES: [u64; 2] = [0x1000, 0x20_0000];
+
+pub(crate) fn all(s: &System, d: &mut Diags) {
+    counts_and_names(s, d);
+    regions(s, d);
+    ids(s, d);
+    maps(s, d);
+    calls(s, d);
+    roles(s, d);
+    supervision(s, d);
+    rings(s, d);
+}
+
+fn pd_label(p: &Pd) -> String {
+    format!("<protection_domain name=\"{}\">", p.name)
+}
+
+fn counts_and_names(s: &System, d: &mut Diags) {
+    if s.pds.len() > MAX_PDS {
+        d.at(
+            s.pds[MAX_PDS].pos,
+            format!(
+                "{}: more than {MAX_PDS} protection domains ({} in all)",
+                pd_label(&s.pds[MAX_PDS]),
+                s.pds.len()
+            ),
+        );
+    }
+    for (i, p) in s.pds.iter().enumerate() {
+        if let Some(first) = s.pds[..i].iter().find(|q| q.name == p.name) {
+            d.at(
+                p.pos,
+                format!(
+                    "{}: name already used at line {}",
+                    pd_label(p),
+                    first.pos.line
+                ),
+            );
+        }
+    }
+    for (i, r) in s.regions.iter().enumerate() {
+        if let Some(first) = s.regions[..i].iter().find(|q| q.name == r.name) {
+            d.at(
+                r.pos,
+                format!(
+                    "<memory_region name=\"{}\">: name already used at line {}",
+                    r.name, first.pos.line
+                ),
+            );
+        }
+    }
+    for (i, r) in s.rings.iter().enumerate() {
+        if let Some(first) = s.rings[..i].iter().find(|q| q.name == r.name) {
+            d.at(
+                r.pos,
+                format!(
+                    "<axolotl:ring name=\"{}\">: name already used at line {}",
+                    r.name, first.pos.line
+                ),
+            );
+        }
+    }
+}
+
+fn regions(s: &System, d: &mut Diags) {
+    for r in &s.regions {
+        let l = format!("<memory_region name=\"{}\">", r.name);
+        if !PAGE_SIZES.contains(&r.page_size) {
+            d.at(
+                r.pos,
+                format!(
+                    "{l}: page_size {:#x} is not 0x1000 or 0x200000",
+                    r.page_size
+                ),
+            );
+        } else if r.size == 0 || r.size % r.page_size != 0 {
+            d.at(
+                r.pos,
+                format!(
+                    "{l}: size {:#x} is not a non-zero multiple of the page size {:#x}",
+                    r.size, r.page_size
+                ),
+            );
+        }
+        if let Some(pa) = r.phys_addr {
+            if PAGE_SIZES.contains(&r.page_size) && pa % r.page_size != 0 {
+                d.at(
+                    r.pos,
+                    format!("{l}: phys_addr {pa:#x} is not aligned to the page size"),
+                );
+            }
+        }
+    }
+    for p in &s.pds {
+        for (name, pos) in &p.setvar_regions {
+            if s.region(name).is_none() {
+                d.at(
+                    *pos,
+                    format!("<setvar>: region_paddr names no memory_region '{name}'"),
+                );
+            }
+        }
+    }
+}
+
+fn ids(s: &System, d: &mut Diags) {
+    for (i, p) in s.pds.iter().enumerate() {
+        // Channel ends and irqs share the PD's id space.
+        let mut used: Vec<(u8, u32)> = Vec::new();
+        for irq in &p.irqs {
+            if let Some((_, line)) = used.iter().find(|(id, _)| *id == irq.id) {
+                d.at(
+                    irq.pos,
+                    format!(
+                        "<irq id=\"{}\"> in {}: id already used at line {line}",
+                        irq.id, p.name
+                    ),
+                );
+            }
+            used.push((irq.id, irq.pos.line));
+        }
+        for c in &s.channels {
+            for e in c.ends.iter().filter(|e| e.pd == i) {
+                if let Some((_, line)) = used.iter().find(|(id, _)| *id == e.id) {
+                    d.at(
+                        c.pos,
+                        format!(
+                            "<channel>: id {} of PD {} is already used at line {line}",
+                            e.id, p.name
+                        ),
+                    );
+                }
+                used.push((e.id, c.pos.line));
+            }
+        }
+        // Child ids.
+        let children: Vec<&Pd> = s.children_of(i).map(|c| &s.pds[c]).collect();
+        for (k, c) in children.iter().enumerate() {
+            if let Some(id) = c.child_id {
+                if let Some(first) = children[..k].iter().find(|o| o.child_id == Some(id)) {
+                    d.at(
+                        c.pos,
+                        format!(
+                            "{}: child id {id} already used by {} under {}",
+                            pd_label(c),
+                            first.name,
+                            p.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn maps(s: &System, d: &mut Diags) {
+    for p in &s.pds {
+        let mut spans: Vec<(u64, u64, &Map)> = Vec::new();
+        for m in &p.maps {
+            let l = format!("<map mr=\"{}\"> in {}", m.region, p.name);
+            let Some(r) = s.region(&m.region) else {
+                d.at(m.pos, format!("{l}: no memory_region named '{}'", m.region));
+                continue;
+            };
+            if PAGE_SIZES.contains(&r.page_size) && m.vaddr % r.page_size != 0 {
+                d.at(
+                    m.pos,
+                    format!(
+                        "{l}: vaddr {:#x} is not aligned to the region's page size {:#x}",
+                        m.vaddr, r.page_size
+                    ),
+                );
+            }
+            let Some(end) = m.vaddr.checked_add(r.size) else {
+                d.at(
+                    m.pos,
+                    format!("{l}: vaddr {:#x} + size {:#x} overflows", m.vaddr, r.size),
+                );
+                continue;
+            };
+            if let Some((_, _, other)) = spans.iter().find(|(a, b, _)| m.vaddr < *b && *a < end) {
+                d.at(
+                    m.pos,
+                    format!(
+                        "{l}: overlaps the map of '{}' at line {}",
+                        other.region, other.pos.line
+                    ),
+                );
+            }
+            spans.push((m.vaddr, end, m));
+        }
+    }
+}
+
+fn calls(s: &System, d: &mut Diags) {
+    let store = s.store();
+    let mut edges: Vec<(usize, usize, Pos)> = Vec::new();
+    for c in &s.channels {
+        for k in 0..2 {
+            let (caller, callee) = (&c.ends[k], &c.ends[1 - k]);
+            if !caller.pp {
+                continue;
+            }
+            let (a, b) = (&s.pds[caller.pd], &s.pds[callee.pd]);
+            edges.push((caller.pd, callee.pd, c.pos));
+            if a.priority >= b.priority {
+                let msg = if Some(callee.pd) == store {
+                    format!(
+                        "<channel>: the state store must outrank every PD that calls it: {} (priority {}) calls the store, {} (priority {})",
+                        a.name, a.priority, b.name, b.priority
+                    )
+                } else {
+                    format!(
+                        "<channel>: protected calls go only to a strictly higher priority: {} (priority {}) calls {} (priority {})",
+                        a.name, a.priority, b.name, b.priority
+                    )
+                };
+                d.at(c.pos, msg);
+            }
+        }
+    }
+    // Cycles in the call graph (impossible with strict priorities, checked anyway).
+    let n = s.pds.len();
+    let mut state = vec![0u8; n];
+    fn visit(v: usize, edges: &[(usize, usize, Pos)], state: &mut [u8], found: &mut Option<Pos>) {
+        state[v] = 1;
+        for &(a, b, pos) in edges.iter().filter(|e| e.0 == v) {
+            let _ = a;
+            match state[b] {
+                1 => *found = found.or(Some(pos)),
+                0 => visit(b, edges, state, found),
+                _ => {}
+            }
+        }
+        state[v] = 2;
+    }
+    let mut found = None;
+    for v in 0..n {
+        if state[v] == 0 {
+            visit(v, &edges, &mut state, &mut found);
+        }
+    }
+    if let Some(pos) = found {
+        d.at(pos, "<channel>: protected calls form a cycle".into());
+    }
+}
+
+fn roles(s: &System, d: &mut Diags) {
+    let mut seen: Vec<(&'static str, &Pd)> = Vec::new();
+    for p in &s.pds {
+        let Some(role) = &p.role else { continue };
+        let name = match role {
+            Role::Monitor => "monitor",
+            Role::Timer => "timer",
+            Role::Store { .. } => "store",
+        };
+        if let Some((_, first)) = seen.iter().find(|(n, _)| *n == name) {
+            d.at(
+                p.pos,
+                format!(
+                    "{}: there is already a {name} ({})",
+                    pd_label(p),
+                    first.name
+                ),
+            );
+        }
+        seen.push((name, p));
+        if let Role::Store { journal } = role {
+            match s.region(journal) {
+                None => d.at(
+                    p.pos,
+                    format!(
+                        "<axolotl:store> in {}: journal names no memory_region '{journal}'",
+                        p.name
+                    ),
+                ),
+                Some(_) => {
+                    if !p
+                        .maps
+                        .iter()
+                        .any(|m| &m.region == journal && m.perms.read && m.perms.write)
+                    {
+                        d.at(p.pos, format!("<axolotl:store> in {}: the store must map its journal '{journal}' read-write", p.name));
+                    }
+                    for other in s.pds.iter().filter(|o| o.name != p.name) {
+                        if let Some(m) = other.maps.iter().find(|m| &m.region == journal) {
+                            d.at(m.pos, format!("<map mr=\"{journal}\"> in {}: only the store may map its journal", other.name));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn linked(s: &System, a: usize, b: usize) -> bool {
+    s.channels_of(a).any(|(_, _, peer)| peer.pd == b)
+}
+
+fn supervision(s: &System, d: &mut Diags) {
+    let monitor = s.monitor();
+    let mut any_heartbeat = false;
+    for p in &s.pds {
+        if p.restart.is_none() && p.heartbeat.is_none() {
+            continue;
+        }
+        any_heartbeat |= p.heartbeat.is_some();
+        match monitor {
+            None => d.at(p.pos, format!("{}: a restart policy or heartbeat needs an <axolotl:monitor/> PD as its parent", pd_label(p))),
+            Some(m) if p.parent != Some(m) => d.at(
+                p.pos,
+                format!("{}: a PD with a restart policy or heartbeat must be a child of the monitor ({})", pd_label(p), s.pds[m].name),
+            ),
+            Some(m) => {
+                let me = s.pd_index(&p.name).unwrap_or(0);
+                if p.heartbeat.is_some() && !linked(s, me, m) {
+                    d.at(p.pos, format!("{}: a heartbeat needs a channel between it and the monitor", pd_label(p)));
+                }
+            }
+        }
+    }
+    if let (true, Some(m)) = (any_heartbeat, monitor) {
+        match s.timer() {
+            None => d.at(
+                s.pds[m].pos,
+                format!(
+                    "{}: heartbeats need an <axolotl:timer/> PD to tick the monitor",
+                    pd_label(&s.pds[m])
+                ),
+            ),
+            Some(t) if !linked(s, m, t) => d.at(
+                s.pds[m].pos,
+                format!(
+                    "{}: heartbeats need a channel between the monitor and the timer ({})",
+                    pd_label(&s.pds[m]),
+                    s.pds[t].name
+                ),
+            ),
+            Some(_) => {}
+        }
+    }
+}
+
+fn rings(s: &System, d: &mut Diags) {
+    for r in &s.rings {
+        let l = format!("<axolotl:ring name=\"{}\">", r.name);
+        if !r.slots.is_power_of_two() || !(2..=65536).contains(&r.slots) {
+            d.at(
+                r.pos,
+                format!(
+                    "{l}: slots {} is not a power of two from 2 to 65536",
+                    r.slots
+                ),
+            );
+        }
+        let Some(region) = s.region(&r.region) else {
+            d.at(r.pos, format!("{l}: no memory_region named '{}'", r.region));
+            continue;
+        };
+        let need = RING_HEADER_BYTES + RING_DESC_BYTES * u64::from(r.slots);
+        if region.size < need {
+            d.at(
+                r.pos,
+                format!(
+                    "{l}: region '{}' has {:#x} bytes; {} slots need {need:#x}",
+                    r.region, region.size, r.slots
+                ),
+            );
+        }
+        for end in [r.producer, r.consumer] {
+            let p = &s.pds[end];
+            if !p
+                .maps
+                .iter()
+                .any(|m| m.region == r.region && m.perms.read && m.perms.write)
+            {
+                d.at(
+                    r.pos,
+                    format!(
+                        "{l}: {} must map region '{}' read-write (both ends of a ring are wired)",
+                        p.name, r.region
+                    ),
+                );
+            }
+        }
+        for (i, p) in s.pds.iter().enumerate() {
+            if i == r.producer || i == r.consumer {
+                continue;
+            }
+            if let Some(m) = p.maps.iter().find(|m| m.region == r.region) {
+                d.at(
+                    m.pos,
+                    format!(
+                        "<map mr=\"{}\"> in {}: only the ends of ring '{}' may map its region",
+                        r.region, p.name, r.name
+                    ),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! Axolotl's `system.xml`: a seL4 Microkit 2.3 system description plus
+//! Axolotl's extensions in the namespace [`NAMESPACE`].
+//!
+//! - [`parse`] reads and checks a file against Microkit's rules and Axolotl's,
+//!   reporting every error (not only the first) as a [`Diagnostic`] printed
+//!   `FILE:LINE:COL: message`.
+//! - [`to_microkit`] lowers it to the plain Microkit description that the
+//!   Microkit tool accepts: Axolotl's elements and attributes removed,
+//!   everything else kept.
+//!
+//! The vocabulary and the list of checks are in this crate's README.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+mod check;
+mod diag;
+mod lower;
+mod model;
+mod parse;
+
+pub use diag::Diagnostic;
+pub use model::*;
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// The XML namespace of Axolotl's extensions.
+pub const NAMESPACE: &str = "urn:axolotl:system:1";
+/// Bytes of a ring's header.
+pub const RING_HEADER_BYTES: u64 = 64;
+/// Bytes of one ring descriptor.
+pub const RING_DESC_BYTES: u64 = 16;
+
+/// Parses and checks `text` (named `file` in messages). `Ok` only when there
+/// is no error at all.
+pub fn parse(file: &str, text: &str) -> Result<System, Vec<Diagnostic>> {
+    let doc = roxmltree::Document::parse(text).map_err(|e| {
+        let pos = e.pos();
+        alloc::vec![Diagnostic::new(
+            file,
+            pos.row,
+            pos.col,
+            alloc::format!("malformed XML: {e}")
+        )]
+    })?;
+    let mut diags = diag::Diags::new(file, &doc);
+    let mut system = parse::system(&doc, &mut diags);
+    if let Some(s) = &mut system {
+        s.file = file.into();
+    }
+    if let Some(system) = &system {
+        check::all(system, &mut diags);
+    }
+    match (system, diags.into_vec()) {
+        (Some(s), d) if d.is_empty() => Ok(s),
+        (_, d) => Err(d),
+    }
+}
+
+/// Parses, checks, and lowers `text` to a plain Microkit 2.3 description.
+pub fn to_microkit(file: &str, text: &str) -> Result<String, Vec<Diagnostic>> {
+    parse(file, text)?;
+    let doc = roxmltree::Document::parse(text).map_err(|e| {
+        alloc::vec![Diagnostic::new(
+            file,
+            e.pos().row,
+            e.pos().col,
+            alloc::format!("{e}")
+        )]
+    })?;
+    Ok(lower::microkit(&doc))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,286 @@
+//! The checked system description.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+/// A 1-based position in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Pos {
+    /// Line.
+    pub line: u32,
+    /// Column.
+    pub col: u32,
+}
+
+/// A whole system.
+#[derive(Clone, Debug, PartialEq)]
+pub struct System {
+    /// The file name given to [`crate::parse`].
+    pub file: String,
+    /// Memory regions.
+    pub regions: Vec<MemoryRegion>,
+    /// Protection domains, in document order (parents before children).
+    pub pds: Vec<Pd>,
+    /// Channels.
+    pub channels: Vec<ChannelDecl>,
+    /// Rings (`<axolotl:ring>` inside channels).
+    pub rings: Vec<Ring>,
+}
+
+/// `<memory_region>`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryRegion {
+    /// Name.
+    pub name: String,
+    /// Bytes.
+    pub size: u64,
+    /// Page size (0x1000 or 0x200000).
+    pub page_size: u64,
+    /// Fixed physical address, for device memory.
+    pub phys_addr: Option<u64>,
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+/// `<protection_domain>`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pd {
+    /// Name.
+    pub name: String,
+    /// Priority, 0-254.
+    pub priority: u8,
+    /// Passive PD.
+    pub passive: bool,
+    /// `<program_image path>`.
+    pub program_image: String,
+    /// The parent PD (index into [`System::pds`]).
+    pub parent: Option<usize>,
+    /// `id` under its parent.
+    pub child_id: Option<u8>,
+    /// `<map>`s.
+    pub maps: Vec<Map>,
+    /// `<irq>`s.
+    pub irqs: Vec<Irq>,
+    /// What Axolotl role it plays, if any.
+    pub role: Option<Role>,
+    /// `<axolotl:restart>`.
+    pub restart: Option<RestartSpec>,
+    /// `<axolotl:heartbeat>`.
+    pub heartbeat: Option<HeartbeatSpec>,
+    /// `<axolotl:state>`.
+    pub state_quota: Option<StateQuota>,
+    /// Regions named by `<setvar region_paddr>`, with where.
+    pub setvar_regions: Vec<(String, Pos)>,
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+/// An Axolotl role.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `<axolotl:monitor/>`.
+    Monitor,
+    /// `<axolotl:timer/>`.
+    Timer,
+    /// `<axolotl:store journal="REGION"/>`.
+    Store {
+        /// The journal region.
+        journal: String,
+    },
+}
+
+/// `<map>`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Map {
+    /// The region (`mr`).
+    pub region: String,
+    /// Virtual address.
+    pub vaddr: u64,
+    /// Permissions.
+    pub perms: Perms,
+    /// Cached (default true).
+    pub cached: bool,
+    /// `setvar_vaddr` symbol.
+    pub setvar_vaddr: Option<String>,
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+/// Map permissions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Perms {
+    /// r
+    pub read: bool,
+    /// w
+    pub write: bool,
+    /// x
+    pub execute: bool,
+}
+
+/// `<irq>`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Irq {
+    /// Channel id it is delivered on.
+    pub id: u8,
+    /// `axolotl:name`, for generated code.
+    pub name: Option<String>,
+    /// The ARM/RISC-V interrupt number, if that form is used.
+    pub irq: Option<u64>,
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+/// `<channel>`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChannelDecl {
+    /// The two ends.
+    pub ends: [ChannelEnd; 2],
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+/// `<end>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelEnd {
+    /// The PD (index into [`System::pds`]).
+    pub pd: usize,
+    /// Its channel id.
+    pub id: u8,
+    /// This end may call the other.
+    pub pp: bool,
+    /// This end may notify the other.
+    pub notify: bool,
+}
+
+/// `<axolotl:ring>`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ring {
+    /// Name.
+    pub name: String,
+    /// The channel carrying it (index into [`System::channels`]).
+    pub channel: usize,
+    /// Producer PD.
+    pub producer: usize,
+    /// Consumer PD.
+    pub consumer: usize,
+    /// Region holding it.
+    pub region: String,
+    /// Descriptor slots.
+    pub slots: u32,
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+/// `<axolotl:restart>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestartSpec {
+    /// First back-off, ms.
+    pub initial_backoff_ms: u64,
+    /// Largest back-off, ms.
+    pub max_backoff_ms: u64,
+    /// Run time that resets the back-off, ms.
+    pub min_run_ms: u64,
+    /// Faults in the window that make the monitor give up (0: never).
+    pub max_faults: u32,
+    /// The window, ms.
+    pub window_ms: u64,
+}
+
+impl Default for RestartSpec {
+    fn default() -> Self {
+        RestartSpec {
+            initial_backoff_ms: 0,
+            max_backoff_ms: 1000,
+            min_run_ms: 1000,
+            max_faults: 10,
+            window_ms: 10_000,
+        }
+    }
+}
+
+/// `<axolotl:heartbeat>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeartbeatSpec {
+    /// Ping period, ms.
+    pub period_ms: u64,
+    /// Periods without an answer that make the PD hung.
+    pub misses: u32,
+}
+
+impl Default for HeartbeatSpec {
+    fn default() -> Self {
+        HeartbeatSpec {
+            period_ms: 100,
+            misses: 3,
+        }
+    }
+}
+
+/// `<axolotl:state>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateQuota {
+    /// Bytes of keys and values.
+    pub bytes: u32,
+    /// Keys.
+    pub keys: u32,
+}
+
+impl Default for StateQuota {
+    fn default() -> Self {
+        StateQuota {
+            bytes: 1024,
+            keys: 32,
+        }
+    }
+}
+
+impl System {
+    /// The PD named `name`.
+    pub fn pd_index(&self, name: &str) -> Option<usize> {
+        self.pds.iter().position(|p| p.name == name)
+    }
+
+    fn role_index(&self, f: impl Fn(&Role) -> bool) -> Option<usize> {
+        self.pds
+            .iter()
+            .position(|p| p.role.as_ref().is_some_and(&f))
+    }
+
+    /// The monitor PD.
+    pub fn monitor(&self) -> Option<usize> {
+        self.role_index(|r| *r == Role::Monitor)
+    }
+
+    /// The timer PD.
+    pub fn timer(&self) -> Option<usize> {
+        self.role_index(|r| *r == Role::Timer)
+    }
+
+    /// The state store PD.
+    pub fn store(&self) -> Option<usize> {
+        self.role_index(|r| matches!(r, Role::Store { .. }))
+    }
+
+    /// The region named `name`.
+    pub fn region(&self, name: &str) -> Option<&MemoryRegion> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+
+    /// Channels touching `pd`: (channel index, this PD's end, the peer's end).
+    pub fn channels_of(
+        &self,
+        pd: usize,
+    ) -> impl Iterator<Item = (usize, &ChannelEnd, &ChannelEnd)> {
+        self.channels.iter().enumerate().flat_map(move |(i, c)| {
+            let [a, b] = &c.ends;
+            let first = (a.pd == pd).then_some((i, a, b));
+            let second = (b.pd == pd && a.pd != pd).then_some((i, b, a));
+            first.into_iter().chain(second)
+        })
+    }
+
+    /// The direct children of `pd`.
+    pub fn children_of(&self, pd: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..self.pds.len()).filter(move |&i| self.pds[i].parent == Some(pd))
+    }
+}
