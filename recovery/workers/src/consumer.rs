@@ -50,7 +50,9 @@ impl Consumer {
         store: Channel,
     ) -> Result<Consumer, WorkerError> {
         let mut buf = [0u8; 16];
-        let stored = with_retry(os, |os| axolotl_store_api::get(os, store, KEY_PROGRESS, &mut buf))?;
+        let stored = with_retry(os, |os| {
+            axolotl_store_api::get(os, store, KEY_PROGRESS, &mut buf)
+        })?;
         let progress = match stored {
             Some(16) => Progress::from_bytes(&buf).unwrap_or_default(),
             Some(n) => {
@@ -114,7 +116,9 @@ impl Consumer {
             if taken > 0 {
                 if progress != self.progress {
                     let bytes = progress.to_bytes();
-                    with_retry(os, |os| axolotl_store_api::put(os, self.store, KEY_PROGRESS, &bytes))?;
+                    with_retry(os, |os| {
+                        axolotl_store_api::put(os, self.store, KEY_PROGRESS, &bytes)
+                    })?;
                     log::debug!("persisted count={}", progress.count);
                     if progress.count / 100 != self.progress.count / 100 {
                         log::info!("counted {} jobs", progress.count);

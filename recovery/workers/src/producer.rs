@@ -76,7 +76,9 @@ impl Producer {
             // Saved after enqueueing: a crash in between re-sends numbers the
             // consumer already has, which it skips; no number is ever lost.
             let next = self.next_seq;
-            with_retry(os, |os| axolotl_store_api::put_u64(os, self.store, KEY_NEXT, next))?;
+            with_retry(os, |os| {
+                axolotl_store_api::put_u64(os, self.store, KEY_NEXT, next)
+            })?;
             if self.ring.must_notify() {
                 os.notify(self.ring_channel);
             }

@@ -202,10 +202,8 @@ fn notify_round_trips() -> Vec<u64> {
 fn socket_round_trips() -> Vec<u64> {
     let mut fds = [0; 2];
     // SAFETY: fds has room for the two descriptors.
-    assert_eq!(
-        unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) },
-        0
-    );
+    let r = unsafe { libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, fds.as_mut_ptr()) };
+    assert_eq!(r, 0);
     let (a, b) = (fds[0], fds[1]);
     let rw = |fd: RawFd, write: bool| {
         let mut byte = [1u8];

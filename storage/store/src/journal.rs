@@ -34,6 +34,10 @@ const PAYLOAD_HEADER: usize = 8;
 pub trait Medium {
     /// Length in bytes.
     fn len(&self) -> usize;
+    /// Whether it has no bytes at all.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Reads `buf.len()` bytes at `off` (in bounds; the journal checks).
     fn read(&self, off: usize, buf: &mut [u8]);
     /// Writes `data` at `off` (in bounds; the journal checks).
