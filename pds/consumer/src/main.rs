@@ -4,7 +4,7 @@
 axolotl_sdk::include_pd!();
 
 fn main() {
-    axolotl_host::pd_main(|init| {
+    axolotl_host::pd_main(pd::SYSTEM_FINGERPRINT, |init| {
         let ring = pd::ring::JOBS;
         // SAFETY: the runtime mapped the ring's region before init, for the
         // life of the process; this PD is the ring's only consumer.

@@ -4,7 +4,7 @@
 axolotl_sdk::include_pd!();
 
 fn main() {
-    axolotl_host::pd_main(|init| {
+    axolotl_host::pd_main(pd::SYSTEM_FINGERPRINT, |init| {
         axolotl_monitor::Monitor::init(init.os(), pd::CHILDREN, pd::TICK_CHANNEL, pd::TICK_SOURCE)
     })
 }

@@ -8,7 +8,7 @@ const PERIOD_NS: u64 = 50_000_000;
 const JOBS_PER_TICK: u32 = 4;
 
 fn main() {
-    axolotl_host::pd_main(|init| {
+    axolotl_host::pd_main(pd::SYSTEM_FINGERPRINT, |init| {
         let ring = pd::ring::JOBS;
         // SAFETY: the runtime mapped the ring's region before init, for the
         // life of the process; this PD is the ring's only producer.

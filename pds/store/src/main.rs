@@ -4,7 +4,7 @@
 axolotl_sdk::include_pd!();
 
 fn main() {
-    axolotl_host::pd_main(|init| {
+    axolotl_host::pd_main(pd::SYSTEM_FINGERPRINT, |init| {
         let _ = init;
         let Some(journal) = pd::JOURNAL else {
             panic!("system.xml gives the store no journal region");

@@ -19,7 +19,7 @@ impl TimerHw for HostTimer {
 }
 
 fn main() {
-    axolotl_host::pd_main(|init| {
+    axolotl_host::pd_main(pd::SYSTEM_FINGERPRINT, |init| {
         let alarm = match init.alarm(pd::irq::TIMER) {
             Ok(a) => a,
             Err(e) => panic!("no host timer device: {e}"),

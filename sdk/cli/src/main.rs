@@ -141,12 +141,22 @@ fn read_system(file: &Path) -> Result<(String, String), String> {
 }
 
 fn parse(file: &Path) -> Result<axolotl_sysdesc::System, String> {
+    parse_with_fingerprint(file).map(|(s, _, _)| s)
+}
+
+/// The system, its fingerprint and the path it was read from.
+fn parse_with_fingerprint(file: &Path) -> Result<(axolotl_sysdesc::System, u64, PathBuf), String> {
     let (name, text) = read_system(file)?;
-    axolotl_sysdesc::parse(&name, &text).map_err(|diags| {
+    let system = axolotl_sysdesc::parse(&name, &text).map_err(|diags| {
         let mut s: Vec<String> = diags.iter().map(ToString::to_string).collect();
         s.push(format!("{name}: {} error(s)", diags.len()));
         s.join("\n")
-    })
+    })?;
+    Ok((
+        system,
+        axolotl_sysdesc::fingerprint(&text),
+        PathBuf::from(name),
+    ))
 }
 
 fn check(file: &Path) -> Result<(), String> {
@@ -180,8 +190,9 @@ fn lower(file: &Path, output: Option<&Path>) -> Result<(), String> {
     }
 }
 
-/// Under `cargo run`, builds every PD program with the same profile first.
-fn build_pds(exe_dir: &Path) -> Result<(), String> {
+/// Under `cargo run`, builds every PD program with the same profile first,
+/// with its constants generated from `system`.
+fn build_pds(exe_dir: &Path, system: &Path) -> Result<(), String> {
     let (Some(cargo), Some(manifest)) = (
         std::env::var_os("CARGO"),
         std::env::var_os("CARGO_MANIFEST_DIR"),
@@ -190,8 +201,16 @@ fn build_pds(exe_dir: &Path) -> Result<(), String> {
     };
     let root = PathBuf::from(manifest).join("../..");
     let mut cmd = std::process::Command::new(cargo);
+    let system = system
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", system.display()))?;
     cmd.current_dir(&root)
         .args(["build", "--workspace", "--bins"]);
+    // PD builds read the workspace's system.xml unless told otherwise; say so
+    // only for another file, so that the usual case does not rebuild.
+    if root.join("system.xml").canonicalize().ok().as_deref() != Some(system.as_path()) {
+        cmd.env("AXOLOTL_SYSTEM", &system);
+    }
     if exe_dir.ends_with("release") {
         cmd.arg("--release");
     }
@@ -209,18 +228,19 @@ fn run(
     pd_dir: Option<PathBuf>,
     no_build: bool,
 ) -> Result<(), String> {
-    let system = parse(file)?;
+    let (system, fingerprint, path) = parse_with_fingerprint(file)?;
     let exe_dir = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf))
         .unwrap_or_default();
     if !no_build && pd_dir.is_none() {
-        build_pds(&exe_dir)?;
+        build_pds(&exe_dir, &path)?;
     }
     axolotl_host::logger::init("axolotl", axolotl_host::sys::monotonic_ns());
     let opts = axolotl_host::supervisor::Options {
         control: control_path(control),
         pd_dir: pd_dir.unwrap_or(exe_dir),
+        fingerprint,
     };
     axolotl_host::supervisor::run(&system, &opts)
 }

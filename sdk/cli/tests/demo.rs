@@ -2,179 +2,12 @@
 //! real faults, real restarts. They need the PD programs built next to the
 //! `axolotl` binary (`cargo build --workspace --bins`; `ci/test` does it).
 
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn axolotl() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_axolotl"))
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn pd_dir() -> PathBuf {
-    let dir = axolotl().parent().unwrap().to_path_buf();
-    for pd in ["monitor", "timer", "store", "producer", "consumer"] {
-        assert!(
-            dir.join(pd).is_file(),
-            "PD program {pd} is missing from {}: run `cargo build --workspace --bins` first",
-            dir.display()
-        );
-    }
-    dir
-}
-
-/// A running demo system, stopped with SIGINT when dropped.
-struct Running {
-    child: Option<Child>,
-    dir: PathBuf,
-    log: PathBuf,
-}
-
-impl Running {
-    fn start(name: &str) -> Running {
-        let dir = std::env::temp_dir().join(format!("axolotl-test-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = dir.join("log");
-        let child = Command::new(axolotl())
-            .arg("run")
-            .arg(root().join("system.xml"))
-            .arg("--no-build")
-            .arg("--pd-dir")
-            .arg(pd_dir())
-            .arg("--control")
-            .arg(dir.join("control.sock"))
-            .env("AXOLOTL_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let r = Running {
-            child: Some(child),
-            dir,
-            log,
-        };
-        r.wait_log("system up: all 5 PDs running");
-        r
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits for a log line containing `needle`; returns the log.
-    fn wait_log(&self, needle: &str) -> String {
-        self.wait_log_count(needle, 1)
-    }
-
-    fn wait_log_count(&self, needle: &str, n: usize) -> String {
-        let start = Instant::now();
-        loop {
-            let log = self.log();
-            if log.matches(needle).count() >= n {
-                return log;
-            }
-            assert!(
-                start.elapsed() < TIMEOUT,
-                "no {n}x '{needle}' within {TIMEOUT:?}; log:\n{log}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(axolotl())
-            .args(args)
-            .arg("--control")
-            .arg(self.dir.join("control.sock"))
-            .output()
-            .unwrap()
-    }
-
-    fn status(&self) -> Vec<Value> {
-        let out = self.cli(&["status", "--json"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone()
-    }
-
-    fn pd(&self, name: &str) -> Value {
-        self.status()
-            .into_iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("no PD {name} in status"))
-    }
-
-    fn inject(&self, pd: &str, kind: &str) {
-        let out = self.cli(&["inject", pd, kind]);
-        assert!(
-            out.status.success(),
-            "inject {pd} {kind}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Waits until `pd` is running with at least `restarts` restarts.
-    fn wait_restarted(&self, pd: &str, restarts: u64) -> Value {
-        let start = Instant::now();
-        loop {
-            let p = self.pd(pd);
-            if p["state"] == "running" && p["restarts"].as_u64() >= Some(restarts) {
-                return p;
-            }
-            assert!(
-                start.elapsed() < TIMEOUT,
-                "{pd} did not come back: {p}\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Stops the system with SIGINT; returns its exit status.
-    fn stop(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().unwrap();
-        libc_kill(child.id() as i32, libc::SIGINT);
-        let start = Instant::now();
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                return s;
-            }
-            if start.elapsed() > TIMEOUT {
-                let _ = child.kill();
-                panic!("axolotl run did not stop on SIGINT");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            self.stop();
-        }
-    }
-}
-
-fn libc_kill(pid: i32, sig: i32) {
-    // SAFETY: kill(2) has no memory-safety preconditions.
-    unsafe { libc::kill(pid, sig) };
-}
+use common::{axolotl, libc_kill, root, Running};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
 
 /// The last value of `key=N` or `key N` after `prefix` in the log.
 fn last_number_after(log: &str, prefix: &str) -> Option<u64> {
@@ -342,6 +175,36 @@ fn missing_pd_programs_are_named_with_their_line() {
     assert!(err.contains("system.xml:"), "{err}");
     assert!(err.contains("no host program 'consumer'"), "{err}");
     assert_eq!(err.matches("no host program").count(), 5, "{err}");
+}
+
+#[test]
+fn programs_built_from_another_system_xml_are_refused() {
+    let dir = std::env::temp_dir().join(format!("axolotl-mismatch-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(root().join("system.xml")).unwrap();
+    // Same wiring, other channel id: the PDs' constants would be wrong.
+    let other = text.replace(
+        "<end pd=\"consumer\" id=\"3\" />",
+        "<end pd=\"consumer\" id=\"5\" />",
+    );
+    assert_ne!(other, text);
+    let path = dir.join("other.xml");
+    std::fs::write(&path, other).unwrap();
+    let out = Command::new(axolotl())
+        .arg("run")
+        .arg(&path)
+        .args(["--no-build", "--pd-dir"])
+        .arg(common::pd_dir())
+        .arg("--control")
+        .arg(dir.join("c.sock"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("built from another system description"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -42,6 +42,7 @@ pub fn generate(image: &str) {
     let i = crate::pd_for_image(&system, image).unwrap_or_else(|e| panic!("{e}"));
     let out =
         PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo")).join("pd.rs");
-    std::fs::write(&out, crate::pd_module(&system, i))
+    let fingerprint = axolotl_sysdesc::fingerprint(&text);
+    std::fs::write(&out, crate::pd_module(&system, i, fingerprint))
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
 }

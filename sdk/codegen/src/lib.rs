@@ -94,8 +94,9 @@ fn opt<T: core::fmt::Display>(v: Option<T>, wrap: &str) -> String {
     }
 }
 
-/// The generated module for PD `i`.
-pub fn pd_module(system: &System, i: usize) -> String {
+/// The generated module for PD `i` of `system`, whose text had `fingerprint`
+/// (see [`axolotl_sysdesc::fingerprint`]).
+pub fn pd_module(system: &System, i: usize, fingerprint: u64) -> String {
     let pd = &system.pds[i];
     let mut out = String::new();
     let w = &mut out;
@@ -110,6 +111,10 @@ pub fn pd_module(system: &System, i: usize) -> String {
         w,
         "/// This PD's name.\npub const NAME: &str = {:?};",
         pd.name
+    );
+    let _ = writeln!(
+        w,
+        "/// Fingerprint of the system description these constants come from.\npub const SYSTEM_FINGERPRINT: u64 = {fingerprint:#x};"
     );
     let _ = writeln!(
         w,

@@ -4,7 +4,11 @@ const DEMO: &str = include_str!("../../sysdesc/tests/good/demo.xml");
 
 fn module(image: &str) -> String {
     let s = axolotl_sysdesc::parse("demo.xml", DEMO).unwrap();
-    pd_module(&s, pd_for_image(&s, image).unwrap())
+    pd_module(
+        &s,
+        pd_for_image(&s, image).unwrap(),
+        axolotl_sysdesc::fingerprint(DEMO),
+    )
 }
 
 #[test]

@@ -54,6 +54,8 @@ pub struct Boot {
     pub page: i32,
     /// CLOCK_MONOTONIC nanoseconds when the system started (log timestamps).
     pub t0: u64,
+    /// Fingerprint of the system description being run.
+    pub system: u64,
     /// Regions.
     pub maps: Vec<MapSpec>,
     /// Channels.
@@ -64,8 +66,8 @@ impl Boot {
     /// Encodes for the environment.
     pub fn encode(&self) -> String {
         let mut s = format!(
-            "name={};ctrl={};page={};t0={}",
-            self.name, self.ctrl, self.page, self.t0
+            "name={};ctrl={};page={};t0={};system={:#x}",
+            self.name, self.ctrl, self.page, self.t0, self.system
         );
         for m in &self.maps {
             let perms = format!(
@@ -105,6 +107,7 @@ impl Boot {
                 "ctrl" => boot.ctrl = num(value)? as i32,
                 "page" => boot.page = num(value)? as i32,
                 "t0" => boot.t0 = num(value)?,
+                "system" => boot.system = num(value)?,
                 "map" => {
                     let f: Vec<&str> = value.split(',').collect();
                     let [name, fd, vaddr, size, perms] = f[..] else {
@@ -182,6 +185,7 @@ mod tests {
                 parent: true,
             }],
             t0: 77,
+            system: 0xfeed,
         };
         assert_eq!(Boot::decode(&boot.encode()), Ok(boot));
         assert!(Boot::decode("name=x;ctrl=1").is_err());

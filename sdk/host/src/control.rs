@@ -16,6 +16,8 @@ pub enum PdToCtrl {
     Restart(u8),
     /// The parent asks for its child to be stopped.
     Stop(u8),
+    /// This program was built from another system description.
+    Mismatch,
 }
 
 impl PdToCtrl {
@@ -27,6 +29,7 @@ impl PdToCtrl {
             PdToCtrl::Panic(m) => format!("panic {}", m.replace('\n', " | ")),
             PdToCtrl::Restart(c) => format!("restart {c}"),
             PdToCtrl::Stop(c) => format!("stop {c}"),
+            PdToCtrl::Mismatch => "mismatch".into(),
         }
     }
 
@@ -35,6 +38,7 @@ impl PdToCtrl {
         let (word, rest) = s.split_once(' ').unwrap_or((s, ""));
         Some(match word {
             "up" => PdToCtrl::Up,
+            "mismatch" => PdToCtrl::Mismatch,
             "fault" => PdToCtrl::Fault(fault_info(rest)?),
             "panic" => PdToCtrl::Panic(rest.chars().take(400).collect()),
             "restart" => PdToCtrl::Restart(rest.trim().parse().ok()?),
@@ -111,6 +115,7 @@ mod tests {
             PdToCtrl::Panic("boom at x.rs:1".into()),
             PdToCtrl::Restart(3),
             PdToCtrl::Stop(62),
+            PdToCtrl::Mismatch,
         ] {
             assert_eq!(PdToCtrl::decode(&m.encode()), Some(m));
         }

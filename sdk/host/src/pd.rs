@@ -159,8 +159,10 @@ impl Os for HostOs {
 
 /// Runs this process as a PD: reads the boot description left by
 /// `axolotl run`, maps regions, builds the handler with `init`, and serves
-/// events for ever.
-pub fn run<H: Handler>(init: impl FnOnce(&mut Init<'_>) -> H) -> ! {
+/// events for ever. `system` is the fingerprint of the system description
+/// the PD's constants were generated from (`pd::SYSTEM_FINGERPRINT`); a PD
+/// started for another description refuses to run.
+pub fn run<H: Handler>(system: u64, init: impl FnOnce(&mut Init<'_>) -> H) -> ! {
     let boot = match std::env::var(crate::boot::ENV)
         .map_err(|_| "not set".to_string())
         .and_then(|s| Boot::decode(&s))
@@ -177,6 +179,15 @@ pub fn run<H: Handler>(init: impl FnOnce(&mut Init<'_>) -> H) -> ! {
         }
     };
     crate::logger::init(&boot.name, boot.t0);
+    if boot.system != system {
+        log::error!(
+            "built from another system description (fingerprint {system:#x}, running {:#x})",
+            boot.system
+        );
+        let msg = PdToCtrl::Mismatch.encode();
+        let _ = sys::send_blocking(boot.ctrl, msg.as_bytes());
+        std::process::exit(4);
+    }
     match start(&boot) {
         Ok(mut os) => {
             let handler = init(&mut Init { os: &mut os });

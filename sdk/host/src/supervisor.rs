@@ -26,6 +26,8 @@ pub struct Options {
     pub control: PathBuf,
     /// Where the PD programs are (`program_image="x.elf"` runs `x` from here).
     pub pd_dir: PathBuf,
+    /// Fingerprint of the description's text ([`axolotl_sysdesc::fingerprint`]).
+    pub fingerprint: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +97,8 @@ struct Supervisor {
     _regions: Vec<OwnedFd>,
     _channels: Vec<(OwnedFd, OwnedFd)>,
     t0: u64,
+    fingerprint: u64,
+    mismatch: Option<String>,
     all_up_logged: bool,
     shutting_down: bool,
 }
@@ -138,7 +142,7 @@ pub fn run(system: &System, opts: &Options) -> Result<(), String> {
     let programs = programs(system, &opts.pd_dir).map_err(|m| m.join("\n"))?;
     let signals = block_signals()?;
     let listener = bind_control(&opts.control)?;
-    let mut sup = Supervisor::new(system, programs)?;
+    let mut sup = Supervisor::new(system, programs, opts.fingerprint)?;
     log::info!(
         "starting {} PDs from {}; control socket {}; Ctrl-C stops",
         sup.procs.len(),
@@ -191,7 +195,11 @@ fn bind_control(path: &Path) -> Result<UnixListener, String> {
 }
 
 impl Supervisor {
-    fn new(system: &System, programs: Vec<PathBuf>) -> Result<Supervisor, String> {
+    fn new(
+        system: &System,
+        programs: Vec<PathBuf>,
+        fingerprint: u64,
+    ) -> Result<Supervisor, String> {
         let mut regions = Vec::new();
         for r in &system.regions {
             regions
@@ -280,6 +288,8 @@ impl Supervisor {
             _regions: regions,
             _channels: channels,
             t0: sys::monotonic_ns(),
+            fingerprint,
+            mismatch: None,
             all_up_logged: false,
             shutting_down: false,
         })
@@ -294,6 +304,7 @@ impl Supervisor {
             ctrl: p.ctrl_pd.as_raw_fd(),
             page: p.page_fd.as_raw_fd(),
             t0,
+            system: self.fingerprint,
             maps: p.maps.clone(),
             chans: p
                 .ends
@@ -379,6 +390,9 @@ impl Supervisor {
                     None => self.on_ctrl(i),
                     Some(fd) => refuse_calls(fd),
                 }
+            }
+            if let Some(msg) = self.mismatch.take() {
+                return Err(msg);
             }
         }
     }
@@ -500,6 +514,15 @@ impl Supervisor {
             let text = String::from_utf8_lossy(&buf[..n]).into_owned();
             match PdToCtrl::decode(&text) {
                 Some(PdToCtrl::Up) => self.on_up(i),
+                Some(PdToCtrl::Mismatch) => {
+                    self.mismatch = Some(format!(
+                        "{}: the program {} was built from another system description; rebuild \
+                         (`cargo build --release`, or start through `cargo run`, which rebuilds \
+                         for the file it runs) or run the file it was built from",
+                        self.procs[i].name,
+                        self.procs[i].program.display()
+                    ));
+                }
                 Some(PdToCtrl::Fault(info)) => self.procs[i].report = Some((info, None)),
                 Some(PdToCtrl::Panic(m)) => {
                     let info = FaultInfo {

@@ -33,6 +33,15 @@ pub const RING_HEADER_BYTES: u64 = 64;
 /// Bytes of one ring descriptor.
 pub const RING_DESC_BYTES: u64 = 16;
 
+/// A fingerprint of a system description's text (64-bit FNV-1a). Each PD
+/// program carries the fingerprint of the file its constants were generated
+/// from, and `axolotl run` refuses to start a PD built from another file.
+pub fn fingerprint(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
 /// Parses and checks `text` (named `file` in messages). `Ok` only when there
 /// is no error at all.
 pub fn parse(file: &str, text: &str) -> Result<System, Vec<Diagnostic>> {
