@@ -170,6 +170,7 @@ fn missing_pd_programs_are_named_with_their_line() {
         .arg(empty.join("c.sock"))
         .output()
         .unwrap();
+    let _ = std::fs::remove_dir_all(&empty);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("system.xml:"), "{err}");
@@ -199,6 +200,7 @@ fn programs_built_from_another_system_xml_are_refused() {
         .arg(dir.join("c.sock"))
         .output()
         .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -235,6 +237,7 @@ fn check_reports_every_error_with_file_line_and_column() {
         .arg(&path)
         .output()
         .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let located: Vec<&str> = err

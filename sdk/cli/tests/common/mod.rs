@@ -173,6 +173,7 @@ impl Drop for Running {
         if self.child.is_some() {
             self.stop();
         }
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
