@@ -78,23 +78,46 @@ impl core::fmt::Display for MonitorError {
     }
 }
 
+/// The monitor's own alarm, independent of the timer driver: a hardware
+/// watchdog that raises the monitor's `watchdog` interrupt. It is how a hung
+/// timer (whose ticks are the monitor's only other wake-up) is noticed.
+pub trait Watchdog {
+    /// Raise the interrupt at `at`; `None` disarms.
+    fn arm(&mut self, at: Option<Instant>);
+}
+
+/// No watchdog: a hung timer goes unnoticed.
+pub struct NoWatchdog;
+
+impl Watchdog for NoWatchdog {
+    fn arm(&mut self, _at: Option<Instant>) {}
+}
+
+/// How long without a tick means the timer is hung, when the timer has no
+/// heartbeat of its own in system.xml.
+pub const DEFAULT_TICK_LIMIT_NS: u64 = 1_000 * NS_PER_MS;
+
 /// The monitor component.
-pub struct Monitor {
+pub struct Monitor<W: Watchdog = NoWatchdog> {
     children: &'static [SupervisedChild],
     states: heapless::Vec<ChildState, 63>,
     tick: Option<Channel>,
     tick_source: Option<Child>,
+    watchdog: Option<(Channel, W)>,
+    last_tick: Instant,
 }
 
-impl Monitor {
+impl<W: Watchdog> Monitor<W> {
     /// A monitor of `children` (generated from system.xml), ticked on `tick`
-    /// by the timer driver, which is the child `tick_source` (if supervised).
+    /// by the timer driver, which is the child `tick_source` (if supervised),
+    /// with an optional watchdog interrupt on its channel.
     pub fn init(
         os: &mut dyn Os,
         children: &'static [SupervisedChild],
         tick: Option<Channel>,
         tick_source: Option<Child>,
-    ) -> Monitor {
+        watchdog: Option<(Channel, W)>,
+    ) -> Monitor<W> {
         let now = os.now();
         let mut states = heapless::Vec::new();
         for _ in children.iter().take(63) {
@@ -115,12 +138,74 @@ impl Monitor {
             });
         }
         log::info!("supervising {} PDs", states.len());
-        Monitor {
+        let mut m = Monitor {
             children,
             states,
             tick,
             tick_source,
+            watchdog,
+            last_tick: now,
+        };
+        m.arm_watchdog(now);
+        m
+    }
+
+    /// How long without a tick means the timer is hung.
+    fn tick_limit_ns(&self) -> u64 {
+        let hb = self
+            .children
+            .iter()
+            .find(|c| Some(c.child) == self.tick_source)
+            .and_then(|c| c.heartbeat);
+        match hb {
+            Some(hb) => hb
+                .period_ms
+                .saturating_mul(u64::from(hb.misses))
+                .saturating_mul(NS_PER_MS),
+            None => DEFAULT_TICK_LIMIT_NS,
         }
+    }
+
+    fn arm_watchdog(&mut self, from: Instant) {
+        let at = from.add_nanos(self.tick_limit_ns());
+        if let Some((_, w)) = &mut self.watchdog {
+            w.arm(Some(at));
+        }
+    }
+
+    /// The watchdog fired: if the ticks stopped, the timer is hung.
+    fn on_watchdog(&mut self, os: &mut dyn Os) {
+        let now = os.now();
+        let limit = self.tick_limit_ns();
+        if now.nanos_since(self.last_tick) >= limit {
+            let timer = self
+                .tick_source
+                .and_then(|t| self.children.iter().position(|c| c.child == t));
+            match timer {
+                Some(i)
+                    if !matches!(self.states[i].phase, Phase::GaveUp | Phase::Waiting { .. }) =>
+                {
+                    log::error!(
+                        "no tick for {} ms: {} is hung",
+                        now.nanos_since(self.last_tick) / NS_PER_MS,
+                        self.children[i].name
+                    );
+                    let info = FaultInfo {
+                        kind: FaultKind::Hang,
+                        addr: 0,
+                        pc: 0,
+                    };
+                    self.on_fault(os, i, info, true);
+                }
+                _ => log::warn!(
+                    "no tick for {} ms",
+                    now.nanos_since(self.last_tick) / NS_PER_MS
+                ),
+            }
+            // Give the restarted timer the same time before looking again.
+            self.last_tick = now;
+        }
+        self.arm_watchdog(self.last_tick);
     }
 
     /// The monitor's view of the child named `name`.
@@ -294,10 +379,23 @@ impl Monitor {
 /// hung, however short its heartbeat period.
 pub const STARTUP_GRACE_NS: u64 = 2_000 * NS_PER_MS;
 
-impl Handler for Monitor {
+impl<W: Watchdog> Handler for Monitor<W> {
     type Error = MonitorError;
 
     fn notified(&mut self, os: &mut dyn Os, channels: ChannelSet) -> Result<(), MonitorError> {
+        let watchdog = self.watchdog.as_ref().map(|(ch, _)| *ch);
+        if let Some(ch) = watchdog.filter(|&ch| channels.contains(ch)) {
+            os.irq_ack(ch);
+            self.on_watchdog(os);
+        }
+        let channels = match watchdog {
+            Some(ch) => {
+                let mut c = channels;
+                c.remove(ch);
+                c
+            }
+            None => channels,
+        };
         // The tick channel is also the timer's supervision channel: a tick
         // proves the timer's event loop runs, like a heartbeat answer does.
         for ch in channels {
@@ -308,6 +406,8 @@ impl Handler for Monitor {
             }
         }
         if self.tick.is_some_and(|t| channels.contains(t)) {
+            self.last_tick = os.now();
+            self.arm_watchdog(self.last_tick);
             self.on_tick(os);
         }
         Ok(())

@@ -47,16 +47,70 @@ const SEGV: FaultInfo = FaultInfo {
 
 fn monitor() -> (Monitor, MockOs) {
     let mut os = MockOs::new();
-    let m = Monitor::init(&mut os, &CHILDREN, Some(TIMER_CH), Some(TIMER));
+    let m = Monitor::init(&mut os, &CHILDREN, Some(TIMER_CH), Some(TIMER), None);
     (m, os)
 }
 
-fn tick(m: &mut Monitor, os: &mut MockOs, ms: u64) {
+const WATCHDOG: Channel = Channel::new(10);
+
+/// Records when the watchdog is armed.
+struct Recorder(std::rc::Rc<std::cell::Cell<Option<u64>>>);
+
+impl Watchdog for Recorder {
+    fn arm(&mut self, at: Option<Instant>) {
+        self.0.set(at.map(Instant::as_nanos));
+    }
+}
+
+#[test]
+fn the_watchdog_catches_a_timer_whose_ticks_stopped() {
+    let armed = std::rc::Rc::new(std::cell::Cell::new(None));
+    let mut os = MockOs::new();
+    let mut m = Monitor::init(
+        &mut os,
+        &CHILDREN,
+        Some(TIMER_CH),
+        Some(TIMER),
+        Some((WATCHDOG, Recorder(armed.clone()))),
+    );
+    // The timer has no heartbeat here: one second without a tick is a hang.
+    assert_eq!(armed.get(), Some(1_000_000_000));
+    up(&mut m, &mut os, TIMER_CH);
+    tick(&mut m, &mut os, 100);
+    assert_eq!(
+        armed.get(),
+        Some(1_100_000_000),
+        "each tick pushes the watchdog back"
+    );
+    os.take();
+    // A spurious early watchdog interrupt changes nothing.
+    os.advance_ms(500);
+    m.notified(&mut os, ChannelSet::single(WATCHDOG)).unwrap();
+    assert_eq!(os.take(), vec![Event::IrqAck(WATCHDOG)]);
+    // The ticks stop; the watchdog fires.
+    os.advance_ms(600);
+    m.notified(&mut os, ChannelSet::single(WATCHDOG)).unwrap();
+    assert_eq!(
+        os.take(),
+        vec![Event::IrqAck(WATCHDOG), Event::Restart(TIMER)]
+    );
+    assert_eq!(
+        m.state("timer").unwrap().last_fault.map(|f| f.kind),
+        Some(FaultKind::Hang)
+    );
+    assert_eq!(
+        armed.get(),
+        Some(2_200_000_000),
+        "re-armed for the restarted timer"
+    );
+}
+
+fn tick<W: Watchdog>(m: &mut Monitor<W>, os: &mut MockOs, ms: u64) {
     os.advance_ms(ms);
     m.notified(os, ChannelSet::single(TIMER_CH)).unwrap();
 }
 
-fn up(m: &mut Monitor, os: &mut MockOs, ch: Channel) {
+fn up<W: Watchdog>(m: &mut Monitor<W>, os: &mut MockOs, ch: Channel) {
     m.notified(os, ChannelSet::single(ch)).unwrap();
 }
 

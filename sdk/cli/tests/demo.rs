@@ -35,6 +35,7 @@ fn every_pd_but_the_monitor_recovers_and_workers_keep_their_state() {
         ("consumer", "hang", "hang"),
         ("producer", "abort", "abort"),
         ("store", "hang", "hang"),
+        ("timer", "hang", "hang"),
         ("timer", "panic", "panic"),
     ];
     let mut restarts = std::collections::HashMap::new();
