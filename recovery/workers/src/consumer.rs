@@ -96,6 +96,11 @@ impl Consumer {
     /// Counts every job in the ring, saves the progress, then releases the
     /// jobs; repeats until the ring stays empty with a signal requested.
     fn drain(&mut self, os: &mut dyn Os) -> Result<(), WorkerError> {
+        if self.ring.peer_restarted() {
+            // Nothing to redo: the ring's indices live in shared memory, and
+            // numbers the new producer sends again are skipped below.
+            log::info!("the producer (re)attached to the ring; carrying on");
+        }
         loop {
             let mut taken = 0u32;
             let mut progress = self.progress;

@@ -56,6 +56,11 @@ impl Producer {
     }
 
     fn produce(&mut self, os: &mut dyn Os) -> Result<(), WorkerError> {
+        if self.ring.peer_restarted() {
+            // The consumer re-attached: it asks for a signal again once it has
+            // drained, so the next enqueue notifies it; nothing else to do.
+            log::info!("the consumer (re)attached to the ring; carrying on");
+        }
         let mut made = 0;
         for _ in 0..self.per_tick {
             let desc = Desc {

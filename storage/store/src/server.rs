@@ -99,20 +99,11 @@ impl StoreServer {
     }
 }
 
-/// Never fails: every problem is a status in the reply.
-#[derive(Debug)]
-pub enum Never {}
-
-impl core::fmt::Display for Never {
-    fn fmt(&self, _: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match *self {}
-    }
-}
-
 impl Handler for StoreServer {
-    type Error = Never;
+    /// Never fails: every problem is a status in the reply.
+    type Error = core::convert::Infallible;
 
-    fn notified(&mut self, _os: &mut dyn Os, channels: ChannelSet) -> Result<(), Never> {
+    fn notified(&mut self, _os: &mut dyn Os, channels: ChannelSet) -> Result<(), Self::Error> {
         log::debug!("ignoring notifications {:#x}", channels.bits());
         Ok(())
     }
@@ -122,7 +113,7 @@ impl Handler for StoreServer {
         _os: &mut dyn Os,
         channel: Channel,
         msg: &Message,
-    ) -> Result<Message, Never> {
+    ) -> Result<Message, Self::Error> {
         Ok(self.handle(channel, msg))
     }
 }
