@@ -138,6 +138,28 @@ fn the_store_keeps_every_acknowledged_put_across_random_kills() {
 }
 
 #[test]
+fn clients_waiting_on_a_hung_store_are_not_taken_for_hung() {
+    let sys = Running::start("store-hang");
+    sys.wait_log("persisted count=3");
+    std::thread::sleep(Duration::from_millis(1_100));
+    sys.inject("store", "hang");
+    let p = sys.wait_restarted("store", 1);
+    assert_eq!(p["last_fault"]["kind"], "hang", "{p}");
+    // Both workers were blocked in calls to the store for the whole hang.
+    let before = sys.log().matches("persisted count=").count();
+    sys.wait_log_count("persisted count=", before + 3);
+    for pd in ["producer", "consumer", "timer"] {
+        let p = sys.pd(pd);
+        assert_eq!(
+            p["restarts"],
+            0,
+            "{pd} was restarted while it waited: {p}\n{}",
+            sys.log()
+        );
+    }
+}
+
+#[test]
 fn ctrl_c_stops_every_pd_process() {
     let mut sys = Running::start("ctrl-c");
     let pids: Vec<i64> = sys

@@ -86,6 +86,20 @@ impl HostOs {
         }
     }
 
+    /// Takes the heartbeat pings queued on the parent channel and answers
+    /// them, leaving anything else for the event loop.
+    fn answer_heartbeats(&mut self, ch: Channel, fd: RawFd) {
+        let mut buf = [0u8; MAX_PACKET];
+        while sys::peek_first_byte(fd) == Some(b'N') {
+            if let Ok(Some(1)) = sys::recv_nonblocking(fd, &mut buf) {
+                self.page.heartbeats.fetch_add(1, Ordering::Relaxed);
+                self.notify(ch);
+            } else {
+                return;
+            }
+        }
+    }
+
     fn send(&self, fd: RawFd, p: &Packet) -> std::io::Result<bool> {
         let mut buf = [0u8; MAX_PACKET];
         let n = p.encode(&mut buf);
@@ -118,10 +132,37 @@ impl Os for HostOs {
         if sys::send_blocking(fd, &buf[..n]).is_err() {
             return Err(CallError::PeerStopped);
         }
+        // While waiting, keep answering the parent's heartbeats: this PD's
+        // code is not stuck, it waits for a neighbour (which has its own
+        // heartbeat, if it is the one that hangs).
+        let parent = self
+            .chans
+            .iter()
+            .flatten()
+            .find(|c| c.spec.parent && c.fd.as_raw_fd() != fd)
+            .map(|c| (Channel::new(c.spec.id), c.fd.as_raw_fd()));
         loop {
-            if let Err(e) = sys::wait_fd(fd, libc::POLLIN, -1) {
+            let mut pfds = [
+                libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: parent.map_or(-1, |p| p.1),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            if let Err(e) = sys::poll(&mut pfds, -1) {
                 log::error!("waiting for a reply: {e}");
                 return Err(CallError::PeerStopped);
+            }
+            if let Some((pch, pfd)) = parent.filter(|_| pfds[1].revents != 0) {
+                self.answer_heartbeats(pch, pfd);
+                if pfds[0].revents == 0 {
+                    continue;
+                }
             }
             while let Some(len) = sys::recv_nonblocking(fd, &mut buf).unwrap_or(Some(0)) {
                 if len == 0 {

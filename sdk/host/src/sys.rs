@@ -90,6 +90,21 @@ pub fn recv_nonblocking(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<usize>> 
     }
 }
 
+/// Peeks at the first byte of the next datagram without taking it.
+pub fn peek_first_byte(fd: RawFd) -> Option<u8> {
+    let mut b = [0u8; 1];
+    // SAFETY: `b` is valid for one byte; MSG_PEEK leaves the datagram queued.
+    let r = unsafe {
+        libc::recv(
+            fd,
+            b.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    (r == 1).then_some(b[0])
+}
+
 /// Waits until `fd` has `events` (or `timeout_ms` passes; -1 waits for ever).
 pub fn wait_fd(fd: RawFd, events: libc::c_short, timeout_ms: libc::c_int) -> io::Result<bool> {
     let mut pfd = [libc::pollfd {
