@@ -24,7 +24,7 @@ fn the_consumer_gets_its_channels_ring_and_store() {
     let m = module("consumer.elf");
     assert!(m.contains("pub const NAME: &str = \"consumer\";"), "{m}");
     assert!(
-        m.contains("pub const MONITOR: Channel = Channel::new(0);"),
+        m.contains("pub const GUARDIAN: Channel = Channel::new(0);"),
         "{m}"
     );
     assert!(
@@ -63,7 +63,7 @@ fn the_consumer_gets_its_channels_ring_and_store() {
 
 #[test]
 fn the_monitor_gets_its_children_and_tick() {
-    let m = module("monitor.elf");
+    let m = module("guardian.elf");
     assert_eq!(m.matches("SupervisedChild {").count(), 4, "{m}");
     assert!(
         m.contains("name: \"producer\", child: Child::new(3), channel: Some(Channel::new(3))"),

@@ -39,6 +39,15 @@ fn counts_and_names(s: &System, d: &mut Diags) {
         );
     }
     for (i, p) in s.pds.iter().enumerate() {
+        if p.name == "monitor" {
+            d.at(
+                p.pos,
+                format!(
+                    "{}: the PD name 'monitor' is reserved by Microkit for its own monitor",
+                    pd_label(p)
+                ),
+            );
+        }
         if let Some(first) = s.pds[..i].iter().find(|q| q.name == p.name) {
             d.at(
                 p.pos,

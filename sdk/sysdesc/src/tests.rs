@@ -7,7 +7,7 @@ fn the_demo_parses_and_accessors_find_roles() {
     let s = parse("demo.xml", GOOD).unwrap_or_else(|d| panic!("{d:?}"));
     assert_eq!(s.file, "demo.xml");
     let monitor = s.monitor().unwrap();
-    assert_eq!(s.pds[monitor].name, "monitor");
+    assert_eq!(s.pds[monitor].name, "guardian");
     assert_eq!(s.pds[s.timer().unwrap()].name, "timer");
     assert_eq!(s.pds[s.store().unwrap()].name, "store");
     let children: Vec<&str> = s
@@ -22,7 +22,7 @@ fn the_demo_parses_and_accessors_find_roles() {
         .collect();
     assert_eq!(
         peers,
-        [(0, "monitor"), (1, "store"), (2, "timer"), (3, "consumer")]
+        [(0, "guardian"), (1, "store"), (2, "timer"), (3, "consumer")]
     );
     assert_eq!(s.rings.len(), 1);
     assert_eq!(s.rings[0].producer, producer);

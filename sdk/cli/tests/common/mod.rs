@@ -19,7 +19,7 @@ pub fn root() -> PathBuf {
 
 pub fn pd_dir() -> PathBuf {
     let dir = axolotl().parent().unwrap().to_path_buf();
-    for pd in ["monitor", "timer", "store", "producer", "consumer"] {
+    for pd in ["guardian", "timer", "store", "producer", "consumer"] {
         assert!(
             dir.join(pd).is_file(),
             "PD program {pd} is missing from {}: run `cargo build --workspace --bins` first",

@@ -1,4 +1,4 @@
-//! The monitor PD on the Linux host: generated wiring plus the portable
+//! The guardian PD (the monitor: parent of every restartable PD) on the Linux host: generated wiring plus the portable
 //! `axolotl-monitor` component, with the host's alarm device as its watchdog.
 
 use axolotl_monitor::{Monitor, Watchdog};

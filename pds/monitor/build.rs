@@ -1,3 +1,0 @@
-fn main() {
-    axolotl_codegen::build::generate("monitor.elf");
-}
