@@ -19,7 +19,17 @@ pub fn system_path() -> PathBuf {
 /// checker's `file:line:col: message` lines.
 pub fn generate(image: &str) {
     println!("cargo::rerun-if-env-changed=AXOLOTL_SYSTEM");
-    let path = system_path();
+    generate_from(system_path(), image);
+}
+
+/// Like [`generate`], from the system description at `path` (relative to
+/// the PD crate's directory).
+pub fn generate_from(path: impl Into<PathBuf>, image: &str) {
+    let path: PathBuf = path.into();
+    let path = match std::env::var_os("CARGO_MANIFEST_DIR") {
+        Some(dir) if path.is_relative() => PathBuf::from(dir).join(path),
+        _ => path,
+    };
     let path = path.canonicalize().unwrap_or(path);
     println!("cargo::rerun-if-changed={}", path.display());
     let text = std::fs::read_to_string(&path)

@@ -4,8 +4,12 @@
 /// Microkit passes at most 64 words each way in a protected call.
 pub const MAX_MESSAGE_WORDS: usize = 64;
 
+/// Largest label: seL4 carries 52 bits of label in a message on 64-bit
+/// platforms, so every protocol keeps its labels at or below this.
+pub const MAX_LABEL: u64 = (1 << 52) - 1;
+
 /// Label of the reply a PD gives to a call it does not understand.
-pub const ERROR_LABEL: u64 = u64::MAX;
+pub const ERROR_LABEL: u64 = MAX_LABEL;
 
 /// A protected-call message: a label and up to [`MAX_MESSAGE_WORDS`] words.
 #[derive(Clone, PartialEq, Eq)]
