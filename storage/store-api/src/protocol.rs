@@ -1,39 +1,58 @@
-//! The wire format: requests and replies as protected-call messages.
+//! Message layouts, with checked decoding in both directions.
 
 use crate::StoreError;
-use axolotl_sdk::Message;
+use axolotl_sdk::{Message, MAX_MESSAGE_WORDS};
 
-/// Store a value under a key.
+/// Label of a PUT request.
 pub const PUT: u64 = 1;
-/// Read the value of a key.
+/// Label of a GET request.
 pub const GET: u64 = 2;
-/// Remove a key.
+/// Label of a DELETE request.
 pub const DELETE: u64 = 3;
-/// Longest key.
+
+/// Longest key, in bytes (keys are never empty).
 pub const MAX_KEY_LEN: usize = 32;
-/// Longest value.
+/// Longest value, in bytes.
 pub const MAX_VALUE_LEN: usize = 256;
 
-/// The reply's label.
+// The largest request (a PUT of the longest key and value) fits in a message.
+const _: () = assert!(1 + MAX_KEY_LEN / 8 + MAX_VALUE_LEN / 8 <= MAX_MESSAGE_WORDS);
+
+/// The label of a reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u64)]
 pub enum Status {
-    /// Done.
+    /// Done; a GET reply carries the value.
     Ok = 0,
-    /// No such key.
+    /// GET or DELETE of a key that is not there.
     NotFound = 1,
-    /// The client's quota would be exceeded.
+    /// The client's quota (bytes or keys) would be exceeded.
     QuotaExceeded = 2,
-    /// Malformed request.
+    /// The request is malformed: unknown label, wrong lengths, too few or too
+    /// many words, non-zero padding, or over the limits.
     BadRequest = 3,
-    /// No room in the journal even after compaction.
+    /// The journal has no room even after compaction.
     JournalFull = 4,
-    /// The channel is not a client's.
+    /// The call came on a channel that belongs to no client.
     UnknownClient = 5,
 }
 
 impl Status {
-    /// The status a reply label stands for.
+    /// Every status, in label order.
+    pub const ALL: [Status; 6] = [
+        Status::Ok,
+        Status::NotFound,
+        Status::QuotaExceeded,
+        Status::BadRequest,
+        Status::JournalFull,
+        Status::UnknownClient,
+    ];
+
+    /// The reply label.
+    pub const fn label(self) -> u64 {
+        self as u64
+    }
+
+    /// The status with this label, if any.
     pub const fn from_label(label: u64) -> Option<Status> {
         Some(match label {
             0 => Status::Ok,
@@ -46,34 +65,55 @@ impl Status {
         })
     }
 
+    /// A short name, for logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::NotFound => "not-found",
+            Status::QuotaExceeded => "quota-exceeded",
+            Status::BadRequest => "bad-request",
+            Status::JournalFull => "journal-full",
+            Status::UnknownClient => "unknown-client",
+        }
+    }
+
     /// A reply with this status and no words.
     pub const fn reply(self) -> Message {
-        Message::new(self as u64)
+        Message::new(self.label())
     }
 }
 
-/// A key: 1 to [`MAX_KEY_LEN`] bytes.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+impl core::fmt::Display for Status {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A key: 1..=[`MAX_KEY_LEN`] bytes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key {
+    // Bytes past `len` are always zero, so the derived orders and equality
+    // are those of the byte strings (shorter keys first).
     len: u8,
     bytes: [u8; MAX_KEY_LEN],
 }
 
 impl Key {
-    /// A key, if `bytes` has an allowed length.
+    /// The key `bytes`, or `None` if it is empty or longer than
+    /// [`MAX_KEY_LEN`].
     pub fn new(bytes: &[u8]) -> Option<Key> {
         if bytes.is_empty() || bytes.len() > MAX_KEY_LEN {
             return None;
         }
-        let mut k = Key {
+        let mut key = Key {
             len: bytes.len() as u8,
             bytes: [0; MAX_KEY_LEN],
         };
-        k.bytes[..bytes.len()].copy_from_slice(bytes);
-        Some(k)
+        key.bytes[..bytes.len()].copy_from_slice(bytes);
+        Some(key)
     }
 
-    /// The bytes.
+    /// The key's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len as usize]
     }
@@ -81,32 +121,32 @@ impl Key {
 
 impl core::fmt::Debug for Key {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Key({:?})", self.as_bytes())
+        write!(f, "Key({:?})", EscapedBytes(self.as_bytes()))
     }
 }
 
-/// A value: up to [`MAX_VALUE_LEN`] bytes.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// A value: 0..=[`MAX_VALUE_LEN`] bytes.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Value {
     len: u16,
     bytes: [u8; MAX_VALUE_LEN],
 }
 
 impl Value {
-    /// A value, if `bytes` is short enough.
+    /// The value `bytes`, or `None` if longer than [`MAX_VALUE_LEN`].
     pub fn new(bytes: &[u8]) -> Option<Value> {
         if bytes.len() > MAX_VALUE_LEN {
             return None;
         }
-        let mut v = Value {
+        let mut value = Value {
             len: bytes.len() as u16,
             bytes: [0; MAX_VALUE_LEN],
         };
-        v.bytes[..bytes.len()].copy_from_slice(bytes);
-        Some(v)
+        value.bytes[..bytes.len()].copy_from_slice(bytes);
+        Some(value)
     }
 
-    /// The bytes.
+    /// The value's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes[..self.len as usize]
     }
@@ -114,148 +154,226 @@ impl Value {
 
 impl core::fmt::Debug for Value {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "Value({} bytes)", self.len)
+        write!(f, "Value({:?})", EscapedBytes(self.as_bytes()))
     }
 }
 
-/// A decoded request.
-// A request lives on the stack for one call; boxing the PUT would need an
-// allocator in every client, for ~300 bytes.
-#[allow(clippy::large_enum_variant)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Request {
-    /// Store `1` under `0`.
-    Put(Key, Value),
-    /// Read.
-    Get(Key),
-    /// Remove.
-    Delete(Key),
+struct EscapedBytes<'a>(&'a [u8]);
+
+impl core::fmt::Debug for EscapedBytes<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("b\"")?;
+        for &b in self.0 {
+            write!(f, "{}", core::ascii::escape_default(b))?;
+        }
+        f.write_str("\"")
+    }
 }
 
-fn words_for(len: usize) -> usize {
-    len.div_ceil(8)
+/// A request, as the store decodes it.
+// No allocator here to box the value in; a request lives on the stack for
+// one call, so ~300 bytes for every variant is fine.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Store `value` under `key`, replacing any earlier value.
+    Put {
+        /// The key.
+        key: Key,
+        /// The value.
+        value: Value,
+    },
+    /// Read the value under `key`.
+    Get {
+        /// The key.
+        key: Key,
+    },
+    /// Remove `key` and its value.
+    Delete {
+        /// The key.
+        key: Key,
+    },
+}
+
+/// Words needed to pack `n` bytes.
+const fn words_for(n: usize) -> usize {
+    n.div_ceil(8)
+}
+
+/// Whether the padding after `len` packed bytes starting at word `first` is
+/// zero (the words themselves must exist).
+fn padding_is_zero(msg: &Message, first: usize, len: usize) -> bool {
+    let used = len % 8;
+    if used == 0 {
+        return true;
+    }
+    match msg.word(first + len / 8) {
+        Some(w) => w >> (8 * used) == 0,
+        None => false,
+    }
+}
+
+/// Builds a request message; the lengths must already be checked.
+fn encode(label: u64, key: &[u8], value: &[u8]) -> Message {
+    let mut msg = Message::new(label);
+    // The lengths are within the limits, so none of these can fail (the
+    // largest request fits, as asserted above).
+    let _ = msg.push(key.len() as u64 | (value.len() as u64) << 16);
+    let _ = msg.push_bytes(key);
+    let _ = msg.push_bytes(value);
+    msg
+}
+
+fn check_key(key: &[u8]) -> Result<(), StoreError> {
+    if key.is_empty() {
+        Err(StoreError::BadRequest)
+    } else if key.len() > MAX_KEY_LEN {
+        Err(StoreError::TooLarge)
+    } else {
+        Ok(())
+    }
+}
+
+/// A PUT request. Fails with [`StoreError::TooLarge`] if the key or value is
+/// over the limit, [`StoreError::BadRequest`] if the key is empty.
+pub fn encode_put(key: &[u8], value: &[u8]) -> Result<Message, StoreError> {
+    check_key(key)?;
+    if value.len() > MAX_VALUE_LEN {
+        return Err(StoreError::TooLarge);
+    }
+    Ok(encode(PUT, key, value))
+}
+
+/// A GET request (errors as for [`encode_put`]).
+pub fn encode_get(key: &[u8]) -> Result<Message, StoreError> {
+    check_key(key)?;
+    Ok(encode(GET, key, &[]))
+}
+
+/// A DELETE request (errors as for [`encode_put`]).
+pub fn encode_delete(key: &[u8]) -> Result<Message, StoreError> {
+    check_key(key)?;
+    Ok(encode(DELETE, key, &[]))
 }
 
 impl Request {
-    /// Decodes a call from an untrusted client; every malformed message is
-    /// [`Status::BadRequest`].
+    /// Decodes a request. Every message that is not exactly what
+    /// [`Request::encode`] produces for some request is refused with
+    /// [`Status::BadRequest`]: an unknown label, bits set above the two
+    /// lengths in word 0, an empty or over-long key, an over-long value, a
+    /// value on a GET or DELETE, too few or too many words, or non-zero
+    /// padding bytes.
     pub fn decode(msg: &Message) -> Result<Request, Status> {
-        let head = msg.word(0).ok_or(Status::BadRequest)?;
-        let key_len = (head & 0xffff) as usize;
-        let value_len = ((head >> 16) & 0xffff) as usize;
-        if head >> 32 != 0 || key_len == 0 || key_len > MAX_KEY_LEN {
-            return Err(Status::BadRequest);
+        const BAD: Status = Status::BadRequest;
+        let w0 = msg.word(0).ok_or(BAD)?;
+        if w0 >> 32 != 0 {
+            return Err(BAD);
         }
-        let mut kb = [0u8; MAX_KEY_LEN];
-        msg.read_bytes(1, &mut kb[..key_len])
-            .ok_or(Status::BadRequest)?;
-        let key = Key::new(&kb[..key_len]).ok_or(Status::BadRequest)?;
-        let key_words = words_for(key_len);
+        let key_len = (w0 & 0xffff) as usize;
+        let value_len = (w0 >> 16 & 0xffff) as usize;
+        if key_len == 0 || key_len > MAX_KEY_LEN || value_len > MAX_VALUE_LEN {
+            return Err(BAD);
+        }
         match msg.label() {
+            PUT => {}
+            GET | DELETE if value_len == 0 => {}
+            _ => return Err(BAD),
+        }
+        let key_words = words_for(key_len);
+        if msg.words().len() != 1 + key_words + words_for(value_len) {
+            return Err(BAD);
+        }
+        if !padding_is_zero(msg, 1, key_len) || !padding_is_zero(msg, 1 + key_words, value_len) {
+            return Err(BAD);
+        }
+        let mut key = [0u8; MAX_KEY_LEN];
+        msg.read_bytes(1, &mut key[..key_len]).ok_or(BAD)?;
+        let key = Key::new(&key[..key_len]).ok_or(BAD)?;
+        Ok(match msg.label() {
             PUT => {
-                if value_len > MAX_VALUE_LEN
-                    || msg.words().len() != 1 + key_words + words_for(value_len)
-                {
-                    return Err(Status::BadRequest);
-                }
-                let mut vb = [0u8; MAX_VALUE_LEN];
-                msg.read_bytes(1 + key_words, &mut vb[..value_len])
-                    .ok_or(Status::BadRequest)?;
-                Ok(Request::Put(
-                    key,
-                    Value::new(&vb[..value_len]).ok_or(Status::BadRequest)?,
-                ))
+                let mut value = [0u8; MAX_VALUE_LEN];
+                msg.read_bytes(1 + key_words, &mut value[..value_len])
+                    .ok_or(BAD)?;
+                let value = Value::new(&value[..value_len]).ok_or(BAD)?;
+                Request::Put { key, value }
             }
-            GET | DELETE if value_len == 0 && msg.words().len() == 1 + key_words => {
-                Ok(if msg.label() == GET {
-                    Request::Get(key)
-                } else {
-                    Request::Delete(key)
-                })
-            }
-            _ => Err(Status::BadRequest),
+            GET => Request::Get { key },
+            _ => Request::Delete { key },
+        })
+    }
+
+    /// Encodes the request.
+    pub fn encode(&self) -> Message {
+        match self {
+            Request::Put { key, value } => encode(PUT, key.as_bytes(), value.as_bytes()),
+            Request::Get { key } => encode(GET, key.as_bytes(), &[]),
+            Request::Delete { key } => encode(DELETE, key.as_bytes(), &[]),
+        }
+    }
+
+    /// The request's key.
+    pub fn key(&self) -> &Key {
+        match self {
+            Request::Put { key, .. } | Request::Get { key } | Request::Delete { key } => key,
         }
     }
 }
 
-fn encode(label: u64, key: &[u8], value: &[u8]) -> Result<Message, StoreError> {
-    if key.is_empty() {
-        return Err(StoreError::BadRequest);
+/// The reply to a GET that found `value`: [`Status::Ok`], `value_len` in
+/// word 0, then the bytes.
+pub fn value_reply(value: &Value) -> Message {
+    let mut msg = Message::new(Status::Ok.label());
+    let _ = msg.push(value.as_bytes().len() as u64);
+    let _ = msg.push_bytes(value.as_bytes());
+    msg
+}
+
+/// The status of a reply that must carry no words.
+fn bare_status(msg: &Message) -> Result<Status, StoreError> {
+    match Status::from_label(msg.label()) {
+        Some(status) if msg.words().is_empty() => Ok(status),
+        _ => Err(StoreError::Unexpected(msg.label())),
     }
-    if key.len() > MAX_KEY_LEN || value.len() > MAX_VALUE_LEN {
-        return Err(StoreError::TooLarge);
-    }
-    let mut m = Message::new(label);
-    let full = |_| StoreError::TooLarge;
-    m.push(key.len() as u64 | (value.len() as u64) << 16)
-        .map_err(full)?;
-    m.push_bytes(key).map_err(full)?;
-    m.push_bytes(value).map_err(full)?;
-    Ok(m)
-}
-
-/// A PUT request.
-pub fn encode_put(key: &[u8], value: &[u8]) -> Result<Message, StoreError> {
-    encode(PUT, key, value)
-}
-
-/// A GET request.
-pub fn encode_get(key: &[u8]) -> Result<Message, StoreError> {
-    encode(GET, key, &[])
-}
-
-/// A DELETE request.
-pub fn encode_delete(key: &[u8]) -> Result<Message, StoreError> {
-    encode(DELETE, key, &[])
-}
-
-/// The OK reply to a GET, carrying `value`.
-pub fn value_reply(value: &[u8]) -> Message {
-    let mut m = Status::Ok.reply();
-    let _ = m.push(value.len() as u64);
-    if m.push_bytes(value).is_err() {
-        return Status::BadRequest.reply();
-    }
-    m
-}
-
-fn status(reply: &Message) -> Result<Status, StoreError> {
-    Status::from_label(reply.label()).ok_or(StoreError::Unexpected(reply.label()))
 }
 
 /// Reads the reply to a PUT.
-pub fn decode_put_reply(reply: &Message) -> Result<(), StoreError> {
-    match status(reply)? {
+pub fn decode_put_reply(msg: &Message) -> Result<(), StoreError> {
+    match bare_status(msg)? {
         Status::Ok => Ok(()),
-        Status::NotFound => Err(StoreError::Unexpected(reply.label())),
-        s => Err(StoreError::from_status(s).unwrap_or(StoreError::Unexpected(reply.label()))),
+        Status::NotFound => Err(StoreError::Unexpected(msg.label())),
+        other => Err(StoreError::from_status(other).unwrap_or(StoreError::Unexpected(msg.label()))),
     }
 }
 
-/// Reads the reply to a GET into `buf`: the value's length, or `None`.
-pub fn decode_get_reply(reply: &Message, buf: &mut [u8]) -> Result<Option<usize>, StoreError> {
-    match status(reply)? {
-        Status::Ok => {
-            let len = reply.word(0).ok_or(StoreError::Unexpected(reply.label()))? as usize;
-            if len > MAX_VALUE_LEN || reply.words().len() != 1 + words_for(len) {
-                return Err(StoreError::Unexpected(reply.label()));
-            }
-            let out = buf.get_mut(..len).ok_or(StoreError::BufferTooSmall)?;
-            reply
-                .read_bytes(1, out)
-                .ok_or(StoreError::Unexpected(reply.label()))?;
-            Ok(Some(len))
-        }
-        Status::NotFound => Ok(None),
-        s => Err(StoreError::from_status(s).unwrap_or(StoreError::Unexpected(reply.label()))),
-    }
-}
-
-/// Reads the reply to a DELETE: whether the key existed.
-pub fn decode_delete_reply(reply: &Message) -> Result<bool, StoreError> {
-    match status(reply)? {
+/// Reads the reply to a DELETE: whether the key was there.
+pub fn decode_delete_reply(msg: &Message) -> Result<bool, StoreError> {
+    match bare_status(msg)? {
         Status::Ok => Ok(true),
         Status::NotFound => Ok(false),
-        s => Err(StoreError::from_status(s).unwrap_or(StoreError::Unexpected(reply.label()))),
+        other => Err(StoreError::from_status(other).unwrap_or(StoreError::Unexpected(msg.label()))),
     }
+}
+
+/// Reads the reply to a GET into `buf`: the value's length, or `None` if the
+/// key is not there. [`StoreError::BufferTooSmall`] if the value does not fit
+/// (`buf` is then left alone).
+pub fn decode_get_reply(msg: &Message, buf: &mut [u8]) -> Result<Option<usize>, StoreError> {
+    let unexpected = StoreError::Unexpected(msg.label());
+    if msg.label() != Status::Ok.label() {
+        return match bare_status(msg)? {
+            Status::NotFound => Ok(None),
+            other => Err(StoreError::from_status(other).unwrap_or(unexpected)),
+        };
+    }
+    let len = msg.word(0).ok_or(unexpected)?;
+    if len > MAX_VALUE_LEN as u64 {
+        return Err(unexpected);
+    }
+    let len = len as usize;
+    if msg.words().len() != 1 + words_for(len) || !padding_is_zero(msg, 1, len) {
+        return Err(unexpected);
+    }
+    let out = buf.get_mut(..len).ok_or(StoreError::BufferTooSmall)?;
+    msg.read_bytes(1, out).ok_or(unexpected)?;
+    Ok(Some(len))
 }

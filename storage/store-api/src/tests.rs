@@ -6,7 +6,7 @@ use proptest::prelude::*;
 fn requests_round_trip() {
     let put = encode_put(b"count", &[7; 200]).unwrap();
     match Request::decode(&put).unwrap() {
-        Request::Put(k, v) => {
+        Request::Put { key: k, value: v } => {
             assert_eq!(k.as_bytes(), b"count");
             assert_eq!(v.as_bytes(), &[7; 200][..]);
         }
@@ -14,11 +14,11 @@ fn requests_round_trip() {
     }
     assert!(matches!(
         Request::decode(&encode_get(b"k").unwrap()),
-        Ok(Request::Get(_))
+        Ok(Request::Get { .. })
     ));
     assert!(matches!(
         Request::decode(&encode_delete(b"k").unwrap()),
-        Ok(Request::Delete(_))
+        Ok(Request::Delete { .. })
     ));
     // The largest PUT fits in one message.
     let big = encode_put(&[1; MAX_KEY_LEN], &[2; MAX_VALUE_LEN]).unwrap();
@@ -63,7 +63,7 @@ fn malformed_requests_are_bad_requests() {
 fn replies_decode() {
     let mut buf = [0u8; 8];
     assert_eq!(
-        decode_get_reply(&value_reply(b"abc"), &mut buf),
+        decode_get_reply(&value_reply(&Value::new(b"abc").unwrap()), &mut buf),
         Ok(Some(3))
     );
     assert_eq!(&buf[..3], b"abc");
@@ -72,7 +72,7 @@ fn replies_decode() {
         Ok(None)
     );
     assert_eq!(
-        decode_get_reply(&value_reply(&[0; 9]), &mut buf),
+        decode_get_reply(&value_reply(&Value::new(&[0; 9]).unwrap()), &mut buf),
         Err(StoreError::BufferTooSmall)
     );
     assert_eq!(
@@ -98,5 +98,92 @@ proptest! {
         let mut buf = [0u8; 300];
         let _ = decode_get_reply(&msg, &mut buf);
         let _ = decode_put_reply(&msg);
+    }
+}
+
+#[test]
+fn nonzero_padding_and_extra_words_are_refused() {
+    let good = encode_put(b"abc", b"xy").unwrap();
+    assert!(Request::decode(&good).is_ok());
+    let mut words = good.words().to_vec();
+    words[1] |= 1 << 40; // a byte after the key's three
+    assert_eq!(
+        Request::decode(&Message::with_words(PUT, &words).unwrap()),
+        Err(Status::BadRequest)
+    );
+    let mut words = good.words().to_vec();
+    words.push(0);
+    assert_eq!(
+        Request::decode(&Message::with_words(PUT, &words).unwrap()),
+        Err(Status::BadRequest)
+    );
+    // A value on a GET, an empty or over-long key, an over-long value.
+    for w0 in [1 | 1 << 16, 0, 33, 1 | 257 << 16] {
+        let mut words = vec![w0];
+        words.extend([0u64; 40]);
+        for label in [PUT, GET, DELETE] {
+            let msg = Message::with_words(label, &words[..1 + 5]).unwrap();
+            if label == PUT && w0 == 1 | 1 << 16 {
+                continue;
+            }
+            assert_eq!(Request::decode(&msg), Err(Status::BadRequest), "{w0:#x}");
+        }
+    }
+}
+
+#[test]
+fn statuses_and_errors() {
+    for s in Status::ALL {
+        assert_eq!(Status::from_label(s.label()), Some(s));
+        assert_eq!(s.reply().label(), s.label());
+    }
+    assert_eq!(Status::from_label(6), None);
+    assert_eq!(Status::JournalFull.label(), 4);
+    assert_eq!(
+        StoreError::from(axolotl_sdk::CallError::PeerRestarted),
+        StoreError::PeerRestarted
+    );
+    assert_eq!(
+        StoreError::Unexpected(9).to_string(),
+        "unexpected reply (label 0x9)"
+    );
+    assert_eq!(StoreError::from_status(Status::Ok), None);
+    assert_eq!(
+        StoreError::from_status(Status::UnknownClient),
+        Some(StoreError::UnknownClient)
+    );
+}
+
+proptest! {
+    /// Every valid request round-trips, and the layout is the documented one.
+    #[test]
+    fn valid_requests_round_trip(
+        key in proptest::collection::vec(any::<u8>(), 1..=MAX_KEY_LEN),
+        value in proptest::collection::vec(any::<u8>(), 0..=MAX_VALUE_LEN),
+    ) {
+        let msg = encode_put(&key, &value).unwrap();
+        prop_assert_eq!(msg.label(), PUT);
+        prop_assert_eq!(msg.word(0), Some(key.len() as u64 | (value.len() as u64) << 16));
+        prop_assert_eq!(msg.words().len(), 1 + key.len().div_ceil(8) + value.len().div_ceil(8));
+        let req = Request::decode(&msg).unwrap();
+        prop_assert_eq!(&req, &Request::Put { key: Key::new(&key).unwrap(), value: Value::new(&value).unwrap() });
+        prop_assert_eq!(req.encode(), msg);
+        let get = encode_get(&key).unwrap();
+        prop_assert_eq!(Request::decode(&get), Ok(Request::Get { key: Key::new(&key).unwrap() }));
+        let reply = value_reply(&Value::new(&value).unwrap());
+        let mut buf = [0u8; MAX_VALUE_LEN];
+        prop_assert_eq!(decode_get_reply(&reply, &mut buf), Ok(Some(value.len())));
+        prop_assert_eq!(&buf[..value.len()], &value[..]);
+    }
+
+    /// Decoding is exact: whatever decodes re-encodes to the same message.
+    #[test]
+    fn decoding_is_canonical(label in 0u64..5, words in proptest::collection::vec(0u64..4, 0..8), w0 in 0u64..80) {
+        let mut all = vec![w0];
+        all.extend(words);
+        let msg = Message::with_words(label, &all).unwrap();
+        if let Ok(req) = Request::decode(&msg) {
+            prop_assert_eq!(req.encode(), msg);
+        }
     }
 }

@@ -1,12 +1,15 @@
 //! The state store: what each PD must remember across its own restart.
 //!
 //! - [`journal`]: an append-only log in a memory region that survives the
-//!   store's crash; a record is durable once its commit word is written.
+//!   store's own crash; a record is durable once its commit word is written,
+//!   and compaction flips between two halves with a one-byte commit.
 //! - [`Store`]: the index rebuilt from the journal, with per-client
 //!   namespaces and quotas.
-//! - [`StoreServer`]: the PD component answering `axolotl-store-api` calls.
+//! - [`StoreServer`]: the PD component answering `axolotl-store-api` calls;
+//!   the channel a call arrives on says which client it is.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 extern crate alloc;
 
@@ -15,9 +18,6 @@ pub mod journal;
 mod server;
 mod store;
 
-pub use journal::{Journal, Medium, SliceMedium};
-pub use server::StoreServer;
-pub use store::{Store, Usage};
-
-#[cfg(test)]
-mod tests;
+pub use journal::{Attached, Journal, Medium, Record, RecordKind};
+pub use server::{Counters, StoreServer};
+pub use store::{Store, Usage, MAX_CLIENTS};

@@ -1,110 +1,142 @@
 //! The store PD: protected calls in, statuses out.
 
-use crate::journal::SliceMedium;
+use crate::journal::Medium;
 use crate::store::Store;
 use axolotl_sdk::config::StoreClient;
 use axolotl_sdk::{Channel, ChannelSet, Handler, Message, Os};
-use axolotl_store_api::{value_reply, Request, Status};
+use axolotl_store_api::{value_reply, Request, Status, Value};
 
-/// The state store component.
-pub struct StoreServer {
-    store: Store<SliceMedium<'static>>,
-    clients: &'static [StoreClient],
-    puts: u64,
-    gets: u64,
-    rejects: u64,
+/// What the server has done since it started (this incarnation), for status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// PUTs that succeeded.
+    pub puts: u64,
+    /// GETs answered (found or not).
+    pub gets: u64,
+    /// DELETEs answered (found or not).
+    pub deletes: u64,
+    /// Requests refused: every reply other than `OK` and `NOT_FOUND`.
+    pub rejects: u64,
+    /// Of those, calls on channels of no client.
+    pub unknown_client: u64,
+    /// Of those, malformed requests.
+    pub bad_requests: u64,
+    /// Stray notifications ignored.
+    pub notifications: u64,
 }
 
-/// The store cannot run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NoJournal;
-
-impl core::fmt::Display for NoJournal {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("the journal region is too small")
-    }
+/// The state store component.
+pub struct StoreServer<M: Medium = &'static mut [u8]> {
+    store: Store<M>,
+    counters: Counters,
 }
 
 impl StoreServer {
-    /// Opens the store over its journal region, replaying it.
-    ///
-    /// # Panics
-    /// If the region is too small for a journal (under 192 bytes), which the
-    /// system.xml checker's region rules already exclude.
+    /// Attaches to the journal region (replaying it, or formatting it if it
+    /// holds no journal) and serves `clients`: a call on `clients[i].channel`
+    /// comes from client `i`.
     pub fn init(journal: &'static mut [u8], clients: &'static [StoreClient]) -> StoreServer {
-        match StoreServer::try_init(journal, clients) {
-            Ok(s) => s,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    /// Like [`StoreServer::init`], reporting a journal that is too small.
-    pub fn try_init(
-        journal: &'static mut [u8],
-        clients: &'static [StoreClient],
-    ) -> Result<StoreServer, NoJournal> {
-        let store = Store::open(SliceMedium(journal), clients).ok_or(NoJournal)?;
-        Ok(StoreServer {
-            store,
-            clients,
-            puts: 0,
-            gets: 0,
-            rejects: 0,
-        })
-    }
-
-    /// (puts, gets, rejected requests) so far in this incarnation.
-    pub fn counters(&self) -> (u64, u64, u64) {
-        (self.puts, self.gets, self.rejects)
-    }
-
-    /// Answers one request from the client on `channel`.
-    pub fn handle(&mut self, channel: Channel, msg: &Message) -> Message {
-        let Some(ns) = self.clients.iter().position(|c| c.channel == channel) else {
-            self.rejects += 1;
-            log::warn!("call on channel {}, which no client has", channel.index());
-            return Status::UnknownClient.reply();
-        };
-        let request = match Request::decode(msg) {
-            Ok(r) => r,
-            Err(status) => {
-                self.rejects += 1;
-                log::warn!(
-                    "{}: malformed request (label {})",
-                    self.clients[ns].namespace,
-                    msg.label()
-                );
-                return status.reply();
-            }
-        };
-        let status = match request {
-            Request::Put(k, v) => {
-                self.puts += 1;
-                self.store.put(ns, k.as_bytes(), v.as_bytes())
-            }
-            Request::Get(k) => {
-                self.gets += 1;
-                return match self.store.get(ns, k.as_bytes()) {
-                    Ok(v) => value_reply(v),
-                    Err(s) => s.reply(),
-                };
-            }
-            Request::Delete(k) => self.store.delete(ns, k.as_bytes()),
-        };
-        if !matches!(status, Status::Ok | Status::NotFound) {
-            self.rejects += 1;
-            log::warn!("{}: {:?}", self.clients[ns].namespace, status);
-        }
-        status.reply()
+        StoreServer::with_medium(journal, clients)
     }
 }
 
-impl Handler for StoreServer {
+impl<M: Medium> StoreServer<M> {
+    /// Like [`StoreServer::init`], over any medium.
+    pub fn with_medium(medium: M, clients: &'static [StoreClient]) -> StoreServer<M> {
+        StoreServer {
+            store: Store::new(medium, clients),
+            counters: Counters::default(),
+        }
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store<M> {
+        &self.store
+    }
+
+    /// Gives the store back.
+    pub fn into_store(self) -> Store<M> {
+        self.store
+    }
+
+    fn reject(&mut self, status: Status) -> Message {
+        self.counters.rejects += 1;
+        status.reply()
+    }
+
+    /// Answers one call that arrived on `channel`. Every message gets a reply
+    /// whose label is a [`Status`].
+    pub fn handle(&mut self, channel: Channel, msg: &Message) -> Message {
+        let clients = self.store.clients();
+        let Some(client) = clients.iter().position(|c| c.channel == channel) else {
+            self.counters.unknown_client += 1;
+            log::warn!(
+                "store: call on channel {}, which belongs to no client",
+                channel.index()
+            );
+            return self.reject(Status::UnknownClient);
+        };
+        let name = clients[client].namespace;
+        let request = match Request::decode(msg) {
+            Ok(request) => request,
+            Err(status) => {
+                self.counters.bad_requests += 1;
+                log::warn!(
+                    "store: {name}: malformed request (label {:#x}, {} words)",
+                    msg.label(),
+                    msg.words().len()
+                );
+                return self.reject(status);
+            }
+        };
+        let status = match request {
+            Request::Put { key, value } => {
+                let status = self.store.put(client, key.as_bytes(), value.as_bytes());
+                if status == Status::Ok {
+                    self.counters.puts += 1;
+                }
+                status
+            }
+            Request::Get { key } => {
+                self.counters.gets += 1;
+                match self.store.get(client, key.as_bytes()) {
+                    Ok(value) => match Value::new(value) {
+                        Some(value) => return value_reply(&value),
+                        None => Status::BadRequest,
+                    },
+                    Err(status) => status,
+                }
+            }
+            Request::Delete { key } => {
+                self.counters.deletes += 1;
+                self.store.delete(client, key.as_bytes())
+            }
+        };
+        match status {
+            Status::Ok | Status::NotFound => status.reply(),
+            refused => {
+                log::warn!("store: {name}: {refused}");
+                self.reject(refused)
+            }
+        }
+    }
+}
+
+impl<M: Medium> Handler for StoreServer<M> {
     /// Never fails: every problem is a status in the reply.
     type Error = core::convert::Infallible;
 
     fn notified(&mut self, _os: &mut dyn Os, channels: ChannelSet) -> Result<(), Self::Error> {
-        log::debug!("ignoring notifications {:#x}", channels.bits());
+        self.counters.notifications += 1;
+        log::debug!(
+            "store: ignoring notifications on channels {:#x}",
+            channels.bits()
+        );
         Ok(())
     }
 

@@ -1,174 +1,228 @@
-//! The store: namespaces, quotas and the index over the journal.
+//! The store: per-client namespaces and quotas, an index in memory, every
+//! change in the journal before it is acknowledged.
 
-use crate::journal::{Journal, Medium, Op};
+use crate::journal::{Journal, Medium, Record, RecordKind};
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use axolotl_sdk::config::StoreClient;
-use axolotl_store_api::Status;
+use axolotl_store_api::{Key, Status, MAX_VALUE_LEN};
 
-/// What one client uses.
+/// What one client keeps: the quantities its quotas limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
     /// Bytes of keys plus values.
-    pub bytes: u32,
-    /// Keys.
-    pub keys: u32,
+    pub bytes: u64,
+    /// Number of keys.
+    pub keys: u64,
 }
 
+/// Most clients a store serves (a record holds the client index in a byte;
+/// Microkit gives a PD at most 63 channels anyway).
+pub const MAX_CLIENTS: usize = 256;
+
 /// The key-value store of every client, over a journal.
-pub struct Store<M: Medium> {
+pub struct Store<M: Medium = &'static mut [u8]> {
     journal: Journal<M>,
     clients: &'static [StoreClient],
-    map: BTreeMap<(u8, Vec<u8>), Vec<u8>>,
+    index: BTreeMap<(u8, Key), Vec<u8>>,
     usage: Vec<Usage>,
 }
 
-/// The state after setting (`Some`) or deleting (`None`) one key, as puts:
-/// what compaction writes when the journal is full.
-fn live_after(
-    map: &BTreeMap<(u8, Vec<u8>), Vec<u8>>,
-    ns: u8,
-    key: &[u8],
-    value: Option<&[u8]>,
-) -> Vec<Op> {
-    let mut live: Vec<Op> = map
-        .iter()
-        .filter(|((n, k), _)| !(*n == ns && k.as_slice() == key))
-        .map(|((n, k), v)| Op::Put(*n, k.clone(), v.clone()))
-        .collect();
-    if let Some(v) = value {
-        live.push(Op::Put(ns, key.to_vec(), v.to_vec()));
-    }
-    live
-}
-
-fn cost(key: &[u8], value: &[u8]) -> u32 {
-    (key.len() + value.len()) as u32
+fn cost(key: &[u8], value: &[u8]) -> u64 {
+    (key.len() + value.len()) as u64
 }
 
 impl<M: Medium> Store<M> {
-    /// Opens the store over `medium`, replaying its journal. `None` if the
-    /// medium is too small for a journal.
-    pub fn open(medium: M, clients: &'static [StoreClient]) -> Option<Store<M>> {
-        let (journal, ops) = Journal::open(medium)?;
-        let mut s = Store {
+    /// Opens the store over `medium`, replaying the journal in it (or
+    /// formatting it, if it holds none). Client `i` is `clients[i]`; records
+    /// of clients that are not in the table are dropped (and logged).
+    pub fn new(medium: M, clients: &'static [StoreClient]) -> Store<M> {
+        if clients.len() > MAX_CLIENTS {
+            log::error!(
+                "store: {} clients, only the first {MAX_CLIENTS} are served",
+                clients.len()
+            );
+        }
+        let clients = clients.get(..MAX_CLIENTS).unwrap_or(clients);
+        let mut index = BTreeMap::new();
+        let mut dropped = 0u64;
+        let journal = Journal::attach(medium, |record| {
+            let Some(key) = Key::new(record.key()) else {
+                return;
+            };
+            if usize::from(record.client()) >= clients.len() {
+                dropped += 1;
+                return;
+            }
+            match record.kind() {
+                RecordKind::Put => {
+                    index.insert((record.client(), key), record.value().to_vec());
+                }
+                RecordKind::Delete => {
+                    index.remove(&(record.client(), key));
+                }
+            }
+        });
+        if dropped > 0 {
+            log::warn!("store: dropped {dropped} journal records of clients that are no longer in the table");
+        }
+        let mut usage = alloc::vec![Usage::default(); clients.len()];
+        for ((client, key), value) in &index {
+            if let Some(u) = usage.get_mut(usize::from(*client)) {
+                u.bytes += cost(key.as_bytes(), value);
+                u.keys += 1;
+            }
+        }
+        for (client, u) in clients.iter().zip(&usage) {
+            if u.bytes > u64::from(client.quota_bytes) || u.keys > u64::from(client.quota_keys) {
+                log::warn!(
+                    "store: {} holds {} bytes in {} keys, over its quota; it can only shrink",
+                    client.namespace,
+                    u.bytes,
+                    u.keys
+                );
+            }
+        }
+        log::info!("store: {} keys of {} clients", index.len(), clients.len());
+        Store {
             journal,
             clients,
-            map: BTreeMap::new(),
-            usage: alloc::vec![Usage::default(); clients.len()],
-        };
-        let n = ops.len();
-        for op in ops {
-            s.apply(op);
-        }
-        log::info!(
-            "state store: replayed {n} journal records, {} keys",
-            s.map.len()
-        );
-        Some(s)
-    }
-
-    fn apply(&mut self, op: Op) {
-        match op {
-            Op::Put(ns, k, v) => {
-                let Some(u) = self.usage.get_mut(ns as usize) else {
-                    return;
-                };
-                let (klen, vlen) = (k.len() as u32, v.len() as u32);
-                match self.map.insert((ns, k), v) {
-                    // The key is counted once; only the value changes.
-                    Some(old) => u.bytes = u.bytes - old.len() as u32 + vlen,
-                    None => {
-                        u.bytes += klen + vlen;
-                        u.keys += 1;
-                    }
-                }
-            }
-            Op::Delete(ns, k) => {
-                if let Some(old) = self.map.remove(&(ns, k.clone())) {
-                    if let Some(u) = self.usage.get_mut(ns as usize) {
-                        u.bytes -= cost(&k, &old);
-                        u.keys -= 1;
-                    }
-                }
-            }
+            index,
+            usage,
         }
     }
 
-    /// What client `ns` uses.
-    pub fn usage(&self, ns: usize) -> Usage {
-        self.usage.get(ns).copied().unwrap_or_default()
+    /// The client table.
+    pub fn clients(&self) -> &'static [StoreClient] {
+        self.clients
     }
 
-    /// Stores `value` under `key` for client `ns`: durable when `Ok`.
-    pub fn put(&mut self, ns: usize, key: &[u8], value: &[u8]) -> Status {
-        let (Some(client), Some(u)) = (self.clients.get(ns), self.usage.get(ns).copied()) else {
+    /// Stores `value` under `key` for client `client`: [`Status::Ok`] once
+    /// it is durable, or why not (`UnknownClient`, `BadRequest` for lengths
+    /// out of the limits, `QuotaExceeded`, `JournalFull`). Putting the value
+    /// a key already has writes nothing.
+    pub fn put(&mut self, client: usize, key: &[u8], value: &[u8]) -> Status {
+        let (Some(quota), Some(usage)) =
+            (self.clients.get(client), self.usage.get(client).copied())
+        else {
             return Status::UnknownClient;
         };
-        let old = self.map.get(&(ns as u8, key.to_vec()));
-        let (bytes, keys) = match old {
-            Some(old) => (u.bytes - cost(key, old) + cost(key, value), u.keys),
-            None => (u.bytes + cost(key, value), u.keys + 1),
+        let c = client as u8;
+        let (Some(k), Some(record)) = (Key::new(key), Record::put(c, key, value)) else {
+            return Status::BadRequest;
         };
-        if bytes > client.quota_bytes || keys > client.quota_keys {
+        let old = self.index.get(&(c, k));
+        if old.is_some_and(|old| old.as_slice() == value) {
+            return Status::Ok;
+        }
+        // An overwrite counts the new size, not both.
+        let new = Usage {
+            bytes: usage
+                .bytes
+                .saturating_sub(old.map_or(0, |old| cost(key, old)))
+                + cost(key, value),
+            keys: usage.keys + u64::from(old.is_none()),
+        };
+        if new.bytes > u64::from(quota.quota_bytes) || new.keys > u64::from(quota.quota_keys) {
             return Status::QuotaExceeded;
         }
-        let op = Op::Put(ns as u8, key.to_vec(), value.to_vec());
-        let map = &self.map;
-        let live = || live_after(map, ns as u8, key, Some(value));
-        if self.journal.append(&op, live).is_err() {
-            return Status::JournalFull;
+        if self.journal.append(&record).is_err() {
+            let live = self
+                .index
+                .iter()
+                .filter(move |((oc, ok), _)| !(*oc == c && *ok == k))
+                .filter_map(|((oc, ok), v)| Record::put(*oc, ok.as_bytes(), v))
+                .chain(core::iter::once(record));
+            if self.journal.compact(live).is_err() {
+                log::warn!("store: journal full, {} cannot put", quota.namespace);
+                return Status::JournalFull;
+            }
         }
-        self.apply(op);
+        self.index.insert((c, k), value.to_vec());
+        self.usage[client] = new;
         Status::Ok
     }
 
-    /// The value of `key` for client `ns`.
-    pub fn get(&self, ns: usize, key: &[u8]) -> Result<&[u8], Status> {
-        if ns >= self.clients.len() {
+    /// The value of `key` for client `client`, or why not (`UnknownClient`,
+    /// `BadRequest`, `NotFound`).
+    pub fn get(&self, client: usize, key: &[u8]) -> Result<&[u8], Status> {
+        if client >= self.clients.len() {
             return Err(Status::UnknownClient);
         }
-        self.map
-            .get(&(ns as u8, key.to_vec()))
+        let key = Key::new(key).ok_or(Status::BadRequest)?;
+        self.index
+            .get(&(client as u8, key))
             .map(Vec::as_slice)
             .ok_or(Status::NotFound)
     }
 
-    /// Removes `key` for client `ns`: durable when `Ok`.
-    pub fn delete(&mut self, ns: usize, key: &[u8]) -> Status {
-        if ns >= self.clients.len() {
+    /// Removes `key` of client `client`: [`Status::Ok`] once that is durable,
+    /// `NotFound` if there was no such key, or why not.
+    pub fn delete(&mut self, client: usize, key: &[u8]) -> Status {
+        let Some(usage) = self.usage.get(client).copied() else {
             return Status::UnknownClient;
-        }
-        if !self.map.contains_key(&(ns as u8, key.to_vec())) {
+        };
+        let c = client as u8;
+        let (Some(k), Some(record)) = (Key::new(key), Record::delete(c, key)) else {
+            return Status::BadRequest;
+        };
+        let Some(old_len) = self.index.get(&(c, k)).map(Vec::len) else {
             return Status::NotFound;
+        };
+        if self.journal.append(&record).is_err() {
+            let live = self
+                .index
+                .iter()
+                .filter(move |((oc, ok), _)| !(*oc == c && *ok == k))
+                .filter_map(|((oc, ok), v)| Record::put(*oc, ok.as_bytes(), v));
+            // The live set shrinks, so it fits where it was; but never assume.
+            if self.journal.compact(live).is_err() {
+                log::warn!("store: journal full, cannot delete");
+                return Status::JournalFull;
+            }
         }
-        let op = Op::Delete(ns as u8, key.to_vec());
-        let map = &self.map;
-        let live = || live_after(map, ns as u8, key, None);
-        if self.journal.append(&op, live).is_err() {
-            return Status::JournalFull;
-        }
-        self.apply(op);
+        self.index.remove(&(c, k));
+        self.usage[client] = Usage {
+            bytes: usage.bytes.saturating_sub((key.len() + old_len) as u64),
+            keys: usage.keys.saturating_sub(1),
+        };
         Status::Ok
+    }
+
+    /// What client `client` keeps (zero for an unknown client).
+    pub fn usage(&self, client: usize) -> Usage {
+        self.usage.get(client).copied().unwrap_or_default()
+    }
+
+    /// Every key of every client: (client index, key, value), by client then
+    /// key.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, &[u8], &[u8])> {
+        self.index
+            .iter()
+            .map(|((c, k), v)| (usize::from(*c), k.as_bytes(), v.as_slice()))
     }
 
     /// Number of keys of all clients.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.index.len()
     }
 
-    /// Whether no client has any key.
+    /// Whether no client has a key.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.index.is_empty()
     }
 
-    /// The journal's medium.
-    pub fn medium(&self) -> &M {
-        self.journal.medium()
+    /// The journal.
+    pub fn journal(&self) -> &Journal<M> {
+        &self.journal
     }
 
-    /// The journal's medium (for tests).
+    /// Gives the journal's medium back (tests reopen it).
     pub fn into_medium(self) -> M {
         self.journal.into_medium()
     }
 }
+
+// Values in the index respect the protocol's limit, so a GET reply can
+// always carry them.
+const _: () = assert!(MAX_VALUE_LEN <= u16::MAX as usize);
