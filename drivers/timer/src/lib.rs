@@ -179,7 +179,14 @@ impl<H: TimerHw> Handler for TimerDriver<H> {
     fn notified(&mut self, os: &mut dyn Os, channels: ChannelSet) -> Result<(), TimerError> {
         if channels.contains(self.irq) {
             self.fire_expired(os);
+            // Acknowledged after re-arming, as a level-triggered timer
+            // wants. An edge-triggered one (the HPET on x86) may have fired
+            // between the two, while its line was masked, and that edge is
+            // lost: so look at the clock once more.
             os.irq_ack(self.irq);
+            if self.next_deadline().is_some_and(|d| d <= self.hw.now()) {
+                self.fire_expired(os);
+            }
         }
         for ch in channels.iter().filter(|&c| c != self.irq) {
             log::debug!("ignoring notification on channel {}", ch.index());

@@ -120,3 +120,42 @@ fn bad_requests_are_refused_not_fatal() {
         .unwrap();
     assert_eq!(reply.word(0), Some(1_000));
 }
+
+/// A timer whose clock moves on while the driver re-arms it: the deadline
+/// it was just given passes before the interrupt is acknowledged.
+struct SlowHw {
+    now: Rc<Cell<u64>>,
+    step: u64,
+}
+
+impl TimerHw for SlowHw {
+    fn now(&self) -> Instant {
+        Instant(self.now.get())
+    }
+    fn set_alarm(&mut self, _at: Option<Instant>) {
+        self.now.set(self.now.get() + self.step);
+    }
+}
+
+#[test]
+fn a_deadline_that_passes_while_re_arming_is_not_lost() {
+    let now = Rc::new(Cell::new(1_000));
+    let mut os = MockOs::new();
+    let hw = SlowHw {
+        now: now.clone(),
+        step: 0,
+    };
+    let mut d = TimerDriver::init(&mut os, hw, IRQ, &TICKS, ChannelSet::EMPTY);
+    os.take();
+    // The tick is due; re-arming takes longer than a whole period.
+    now.set(1_100);
+    d.hw.step = 150;
+    d.notified(&mut os, ChannelSet::single(IRQ)).unwrap();
+    let ev = os.take();
+    assert_eq!(
+        ev.iter().filter(|e| **e == Event::Notify(MONITOR)).count(),
+        2,
+        "{ev:?}"
+    );
+    assert!(ev.contains(&Event::IrqAck(IRQ)));
+}

@@ -1,3 +1,3 @@
 fn main() {
-    axolotl_codegen::build::generate_from("../smoke.xml", "store.elf");
+    axolotl_codegen::build::generate_with_default("../../../system.xml", "store.elf");
 }

@@ -16,6 +16,7 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+pub mod console;
 pub mod policy;
 
 use axolotl_sdk::config::SupervisedChild;
@@ -56,8 +57,14 @@ pub struct ChildState {
     pub restarts: u32,
     /// The last fault, if any.
     pub last_fault: Option<FaultInfo>,
+    /// When the last fault happened.
+    pub last_fault_at: Option<Instant>,
     /// Time from the last fault to the child being up again, in nanoseconds.
     pub last_recovery_ns: Option<u64>,
+    /// Heartbeats answered.
+    pub heartbeats: u64,
+    /// Whether it has been up at least once.
+    pub ever_up: bool,
     history: History,
     ping_sent: Option<Instant>,
     last_ping: Instant,
@@ -105,6 +112,8 @@ pub struct Monitor<W: Watchdog = NoWatchdog> {
     tick_source: Option<Child>,
     watchdog: Option<(Channel, W)>,
     last_tick: Instant,
+    all_up: bool,
+    console: Option<console::Console>,
 }
 
 impl<W: Watchdog> Monitor<W> {
@@ -131,7 +140,10 @@ impl<W: Watchdog> Monitor<W> {
                 },
                 restarts: 0,
                 last_fault: None,
+                last_fault_at: None,
                 last_recovery_ns: None,
+                heartbeats: 0,
+                ever_up: false,
                 history,
                 ping_sent: None,
                 last_ping: now,
@@ -145,9 +157,29 @@ impl<W: Watchdog> Monitor<W> {
             tick_source,
             watchdog,
             last_tick: now,
+            all_up: false,
+            console: None,
         };
         m.arm_watchdog(now);
         m
+    }
+
+    /// Takes commands (`status`, `inject PD KIND`) from the console stream
+    /// `reader`, whose writer notifies `ch`; answers go to the log, which
+    /// the platform sends to the console. `name` is the monitor's own PD.
+    pub fn with_console(
+        mut self,
+        name: &'static str,
+        ch: Channel,
+        reader: axolotl_ring::bytes::ByteReader,
+    ) -> Self {
+        self.console = Some(console::Console::new(name, ch, reader));
+        self
+    }
+
+    /// The children (from system.xml) and the monitor's view of each.
+    pub fn children(&self) -> impl Iterator<Item = (&SupervisedChild, &ChildState)> {
+        self.children.iter().zip(self.states.iter())
     }
 
     /// How long without a tick means the timer is hung.
@@ -224,6 +256,7 @@ impl<W: Watchdog> Monitor<W> {
         st.ping_sent = None;
         st.last_ping = now;
         st.history.started(now);
+        let why = st.last_fault.map(|f| f.kind.name()).unwrap_or("no fault");
         st.phase = if cfg.channel.is_some() {
             Phase::Starting {
                 since: now,
@@ -233,7 +266,11 @@ impl<W: Watchdog> Monitor<W> {
             // Without a channel the child cannot say it is up.
             Phase::Running
         };
-        log::info!("restarting {} (restart #{})", cfg.name, st.restarts);
+        log::info!(
+            "restarting {} after {why} (restart #{})",
+            cfg.name,
+            st.restarts
+        );
         os.restart_child(cfg.child);
     }
 
@@ -245,6 +282,7 @@ impl<W: Watchdog> Monitor<W> {
         let cfg = self.children[i];
         let st = &mut self.states[i];
         st.last_fault = Some(info);
+        st.last_fault_at = Some(now);
         log::error!(
             "{} faulted: {} (restarts so far: {})",
             cfg.name,
@@ -284,6 +322,7 @@ impl<W: Watchdog> Monitor<W> {
         let now = os.now();
         for i in 0..self.states.len() {
             let cfg = self.children[i];
+            let starved = self.starved(i, now);
             let st = &mut self.states[i];
             match st.phase {
                 Phase::Waiting { at, fault_at } if at <= now => {
@@ -297,7 +336,8 @@ impl<W: Watchdog> Monitor<W> {
                     match st.ping_sent {
                         Some(sent)
                             if now.nanos_since(sent)
-                                >= period_ns.saturating_mul(u64::from(hb.misses)) =>
+                                >= period_ns.saturating_mul(u64::from(hb.misses))
+                                && !starved =>
                         {
                             log::error!(
                                 "{} missed {} heartbeats ({} ms): hung",
@@ -348,15 +388,35 @@ impl<W: Watchdog> Monitor<W> {
         }
     }
 
+    /// Whether child `i`, silent, may only be starved: a child of higher
+    /// priority is silent too (has missed at least one heartbeat). On a
+    /// machine with strict priorities a looping PD keeps every PD below it
+    /// from running; the loop is the higher one's, which is declared hung in
+    /// its turn, and the lower ones answer once it is restarted.
+    fn starved(&self, i: usize, now: Instant) -> bool {
+        let me = self.children[i].priority;
+        self.children.iter().zip(self.states.iter()).any(|(c, s)| {
+            let (Some(hb), Some(sent)) = (c.heartbeat, s.ping_sent) else {
+                return false;
+            };
+            c.priority > me
+                && s.phase == Phase::Running
+                && now.nanos_since(sent) >= hb.period_ms.saturating_mul(NS_PER_MS)
+        })
+    }
+
     /// The child at the other end of `ch` signalled: it is up, or it answered
     /// a ping.
     fn on_child_signal(&mut self, os: &mut dyn Os, i: usize) {
         let now = os.now();
         let cfg = self.children[i];
         let st = &mut self.states[i];
-        st.ping_sent = None;
+        if st.ping_sent.take().is_some() {
+            st.heartbeats += 1;
+        }
         if let Phase::Starting { fault_at, .. } = st.phase {
             st.phase = Phase::Running;
+            st.ever_up = true;
             match fault_at {
                 Some(at) => {
                     let ns = now.nanos_since(at);
@@ -371,6 +431,17 @@ impl<W: Watchdog> Monitor<W> {
                 }
                 None => log::debug!("{} is up", cfg.name),
             }
+        }
+        if !self.all_up && self.states.iter().all(|s| s.ever_up) {
+            self.all_up = true;
+            let ns = now.as_nanos();
+            log::info!(
+                "{} all {} PDs up, {}.{:03} ms after the clock started",
+                console::UP_MARKER,
+                self.states.len() + 1,
+                ns / NS_PER_MS,
+                (ns % NS_PER_MS) / 1_000
+            );
         }
     }
 }
@@ -388,14 +459,16 @@ impl<W: Watchdog> Handler for Monitor<W> {
             os.irq_ack(ch);
             self.on_watchdog(os);
         }
-        let channels = match watchdog {
-            Some(ch) => {
-                let mut c = channels;
-                c.remove(ch);
-                c
+        let mut channels = channels;
+        if let Some(ch) = watchdog {
+            channels.remove(ch);
+        }
+        if let Some(ch) = self.console.as_ref().map(console::Console::channel) {
+            if channels.contains(ch) {
+                channels.remove(ch);
+                self.on_console(os);
             }
-            None => channels,
-        };
+        }
         // The tick channel is also the timer's supervision channel: a tick
         // proves the timer's event loop runs, like a heartbeat answer does.
         for ch in channels {

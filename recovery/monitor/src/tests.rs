@@ -26,6 +26,7 @@ static CHILDREN: [SupervisedChild; 2] = [
             period_ms: 100,
             misses: 3,
         }),
+        priority: 100,
     },
     SupervisedChild {
         name: "timer",
@@ -36,6 +37,7 @@ static CHILDREN: [SupervisedChild; 2] = [
             ..POLICY
         },
         heartbeat: None,
+        priority: 200,
     },
 ];
 
@@ -230,4 +232,159 @@ fn unknown_children_and_channels_are_errors_not_crashes() {
     m.notified(&mut os, ChannelSet::single(Channel::new(30)))
         .unwrap();
     assert_eq!(os.take(), vec![]);
+}
+
+const CONSOLE: Channel = Channel::new(20);
+
+/// A monitor with a console, and the writing end of the console stream.
+#[allow(unsafe_code)]
+fn with_console() -> (Monitor, MockOs, axolotl_ring::bytes::ByteWriter) {
+    let (m, os) = monitor();
+    // Leaked: the stream must outlive both ends, as a mapped region does.
+    let mem: &'static mut [u32] = Vec::leak(vec![0u32; 64]);
+    let base = mem.as_mut_ptr() as *mut u8;
+    // SAFETY: the memory is never freed; one writer, one reader.
+    let (w, r) = unsafe {
+        (
+            axolotl_ring::bytes::ByteWriter::attach(base, 256).unwrap(),
+            axolotl_ring::bytes::ByteReader::attach(base, 256).unwrap(),
+        )
+    };
+    (m.with_console("guardian", CONSOLE, r), os, w)
+}
+
+#[test]
+fn console_inject_reaches_a_running_child_only() {
+    let (mut m, mut os, mut w) = with_console();
+    // Not up yet: refused.
+    w.write(b"inject worker panic\n");
+    up(&mut m, &mut os, CONSOLE);
+    assert!(os.take().is_empty());
+    up(&mut m, &mut os, WORKER_CH);
+    // Split across notifications, with a CR LF ending.
+    w.write(b"inject wor");
+    up(&mut m, &mut os, CONSOLE);
+    assert!(os.take().is_empty());
+    w.write(b"ker segv\r\ninject nobody hang\ninject worker boom\n");
+    up(&mut m, &mut os, CONSOLE);
+    assert_eq!(
+        os.take(),
+        vec![Event::Inject(WORKER, axolotl_sdk::InjectKind::NullDeref)]
+    );
+    // A line too long is dropped whole, and the next one still works.
+    w.write(&[b'x'; 200]);
+    up(&mut m, &mut os, CONSOLE);
+    w.write(b"\ninject worker hang\n");
+    up(&mut m, &mut os, CONSOLE);
+    assert_eq!(
+        os.take(),
+        vec![Event::Inject(WORKER, axolotl_sdk::InjectKind::Hang)]
+    );
+}
+
+#[test]
+fn status_json_has_the_host_shape() {
+    let (mut m, mut os, _w) = with_console();
+    up(&mut m, &mut os, WORKER_CH);
+    os.advance_ms(1_500);
+    m.fault(&mut os, WORKER, &SEGV).unwrap();
+    os.advance_ms(3);
+    up(&mut m, &mut os, WORKER_CH);
+    let text = m.status_json().to_string();
+    let v: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let pds = v.as_array().unwrap();
+    assert_eq!(pds.len(), 3);
+    assert_eq!(pds[0]["name"], "guardian");
+    let w = &pds[1];
+    assert_eq!(w["name"], "worker");
+    assert_eq!(w["state"], "running");
+    assert_eq!(w["parent"], "guardian");
+    assert_eq!(w["restarts"], 1);
+    assert_eq!(w["last_fault"]["kind"], "memory-access");
+    assert_eq!(w["last_fault"]["addr"], "0x10");
+    assert_eq!(w["last_fault"]["at_s"], 1.5);
+    assert_eq!(w["last_recovery_us"], 3000.0);
+    assert_eq!(pds[2]["state"], "starting");
+    // The keys of the host's `axolotl status --json`.
+    for key in [
+        "name",
+        "state",
+        "pid",
+        "parent",
+        "restarts",
+        "last_fault",
+        "last_recovery_us",
+        "last_recovery_to_notified_us",
+        "notifications",
+        "calls",
+        "heartbeats",
+        "errors",
+        "bad_packets",
+    ] {
+        for pd in pds {
+            assert!(pd.get(key).is_some(), "{key} missing in {pd}");
+        }
+    }
+}
+
+const HIGH_CH: Channel = Channel::new(5);
+const LOW_CH: Channel = Channel::new(6);
+const HIGH: Child = Child::new(5);
+const LOW: Child = Child::new(6);
+
+static TWO: [SupervisedChild; 2] = [
+    SupervisedChild {
+        name: "low",
+        child: LOW,
+        channel: Some(LOW_CH),
+        restart: POLICY,
+        heartbeat: Some(Heartbeat {
+            period_ms: 100,
+            misses: 3,
+        }),
+        priority: 100,
+    },
+    SupervisedChild {
+        name: "high",
+        child: HIGH,
+        channel: Some(HIGH_CH),
+        restart: POLICY,
+        heartbeat: Some(Heartbeat {
+            period_ms: 100,
+            misses: 3,
+        }),
+        priority: 200,
+    },
+];
+
+#[test]
+fn a_child_starved_by_a_hung_higher_one_is_not_blamed() {
+    let mut os = MockOs::new();
+    let mut m: Monitor = Monitor::init(&mut os, &TWO, Some(TIMER_CH), None, None);
+    up(&mut m, &mut os, LOW_CH);
+    up(&mut m, &mut os, HIGH_CH);
+    os.advance_ms(2_000);
+    // The low one is pinged first (it comes first); the high one a tick
+    // later. Then the high one loops, and the low one never runs again.
+    tick(&mut m, &mut os, 0);
+    m.on_child_signal(&mut os, 1);
+    os.take();
+    tick(&mut m, &mut os, 100);
+    assert_eq!(os.take(), vec![Event::Notify(HIGH_CH)]);
+    // Three periods after its ping the low one is silent, but so is the
+    // high one: the low one is starved, not hung.
+    tick(&mut m, &mut os, 100);
+    tick(&mut m, &mut os, 100);
+    assert_eq!(os.take(), vec![]);
+    assert_eq!(m.state("low").unwrap().phase, Phase::Running);
+    // The high one's own three periods run out: it is the one restarted.
+    tick(&mut m, &mut os, 100);
+    assert_eq!(os.take(), vec![Event::Restart(HIGH)]);
+    assert_eq!(m.state("low").unwrap().restarts, 0);
+    // Once the high one is up again, the low one would answer; if it
+    // stays silent it is blamed now (and the high one is pinged again).
+    up(&mut m, &mut os, HIGH_CH);
+    tick(&mut m, &mut os, 100);
+    assert_eq!(os.take(), vec![Event::Restart(LOW), Event::Notify(HIGH_CH)]);
 }

@@ -1,5 +1,8 @@
 //! `axolotl`: the command-line tool of the Axolotl component system.
 
+mod image;
+mod qemu;
+
 use axolotl_host::status;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -22,8 +25,9 @@ struct Cli {
 enum Command {
     /// Check a system description against Microkit's and Axolotl's rules.
     ///
-    /// Prints every error as FILE:LINE:COL: message and exits non-zero if there
-    /// is any.
+    /// Checks the system for the Linux host and for every board that an
+    /// `axolotl:board` attribute names. Prints every error as
+    /// FILE:LINE:COL: message and exits non-zero if there is any.
     Check {
         /// The system description.
         #[arg(default_value = "system.xml")]
@@ -35,6 +39,10 @@ enum Command {
         /// The system description.
         #[arg(default_value = "system.xml")]
         file: PathBuf,
+        /// The Microkit board: elements whose axolotl:board list does not
+        /// name it are left out.
+        #[arg(long, default_value = "qemu_virt_aarch64")]
+        board: String,
         /// Write here instead of standard output.
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -55,6 +63,36 @@ enum Command {
         #[arg(long)]
         pd_dir: Option<PathBuf>,
         /// Do not build the PD programs, even under `cargo run`.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// Build a bootable seL4 Microkit image of a system for a board.
+    ///
+    /// Writes build/BOARD/CONFIG/loader.img and the Microkit report beside
+    /// it. Needs a Microkit 2.3 SDK (MICROKIT_SDK, default
+    /// /opt/microkit-sdk-2.3.0), nightly Rust with rust-src, and
+    /// sel4-reset-cli (SEL4_RESET_CLI or on PATH); says what is missing
+    /// and how to get it.
+    Image {
+        #[command(flatten)]
+        target: ImageArgs,
+    },
+    /// Build the image if needed and boot it under QEMU, with the serial
+    /// console on this terminal.
+    ///
+    /// `axolotl status` and `axolotl inject` work against it as against
+    /// `axolotl run`, through the console. Lines typed here go to the
+    /// console too (try `status`).
+    Qemu {
+        #[command(flatten)]
+        target: ImageArgs,
+        /// Control socket for `axolotl status` and `axolotl inject`.
+        #[arg(long, env = "AXOLOTL_CONTROL")]
+        control: Option<PathBuf>,
+        /// Stop QEMU after this many seconds.
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// Boot the image already built, without building.
         #[arg(long)]
         no_build: bool,
     },
@@ -84,17 +122,44 @@ enum Command {
     },
 }
 
+/// Which system, for which board, in which kernel configuration.
+#[derive(clap::Args)]
+struct ImageArgs {
+    /// The system description.
+    #[arg(default_value = "system.xml")]
+    file: PathBuf,
+    /// qemu_virt_aarch64 or x86_64_generic.
+    #[arg(long, default_value = "qemu_virt_aarch64")]
+    board: String,
+    /// debug (the kernel prints too) or release (it prints nothing).
+    #[arg(long, default_value = "debug")]
+    config: String,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { file } => check(&file),
-        Command::Lower { file, output } => lower(&file, output.as_deref()),
+        Command::Lower {
+            file,
+            board,
+            output,
+        } => lower(&file, &board, output.as_deref()),
         Command::Run {
             file,
             control,
             pd_dir,
             no_build,
         } => run(&file, control, pd_dir, no_build),
+        Command::Image { target } => read_system(&target.file)
+            .and_then(|(name, _)| image::build(Path::new(&name), &target.board, &target.config))
+            .map(|_| ()),
+        Command::Qemu {
+            target,
+            control,
+            timeout,
+            no_build,
+        } => boot(&target, control, timeout, no_build),
         Command::Status { json, control } => show_status(json, &control_path(control)),
         Command::Inject { pd, kind, control } => {
             status::request(&control_path(control), &format!("inject {pd} {kind}"))
@@ -140,10 +205,6 @@ fn read_system(file: &Path) -> Result<(String, String), String> {
     Ok((path.display().to_string(), text))
 }
 
-fn parse(file: &Path) -> Result<axolotl_sysdesc::System, String> {
-    parse_with_fingerprint(file).map(|(s, _, _)| s)
-}
-
 /// The system, its fingerprint and the path it was read from.
 fn parse_with_fingerprint(file: &Path) -> Result<(axolotl_sysdesc::System, u64, PathBuf), String> {
     let (name, text) = read_system(file)?;
@@ -160,21 +221,45 @@ fn parse_with_fingerprint(file: &Path) -> Result<(axolotl_sysdesc::System, u64, 
 }
 
 fn check(file: &Path) -> Result<(), String> {
-    let system = parse(file)?;
-    println!(
-        "{}: ok: {} PDs, {} channels, {} memory regions, {} rings",
-        system.file,
-        system.pds.len(),
-        system.channels.len(),
-        system.regions.len(),
-        system.rings.len()
-    );
-    Ok(())
+    let (name, text) = read_system(file)?;
+    let mut boards = vec![axolotl_sysdesc::HOST_BOARD.to_string()];
+    for b in axolotl_sysdesc::boards_named(&text) {
+        if !boards.contains(&b) {
+            boards.push(b);
+        }
+    }
+    let mut failed = Vec::new();
+    for board in &boards {
+        match axolotl_sysdesc::parse_for(&name, &text, board) {
+            Ok(system) => println!(
+                "{name}: ok for {board}: {} PDs, {} channels, {} memory regions, {} rings",
+                system.pds.len(),
+                system.channels.len(),
+                system.regions.len(),
+                system.rings.len()
+            ),
+            Err(diags) => {
+                for d in &diags {
+                    let line = d.to_string();
+                    // The same mistake usually shows on every board: once.
+                    if !failed.contains(&line) {
+                        eprintln!("{line}");
+                        failed.push(line);
+                    }
+                }
+                eprintln!("{name}: {} error(s) for {board}", diags.len());
+            }
+        }
+    }
+    match failed.is_empty() {
+        true => Ok(()),
+        false => Err(format!("{name}: not ok")),
+    }
 }
 
-fn lower(file: &Path, output: Option<&Path>) -> Result<(), String> {
+fn lower(file: &Path, board: &str, output: Option<&Path>) -> Result<(), String> {
     let (name, text) = read_system(file)?;
-    let xml = axolotl_sysdesc::to_microkit(&name, &text).map_err(|diags| {
+    let xml = axolotl_sysdesc::to_microkit(&name, &text, board).map_err(|diags| {
         diags
             .iter()
             .map(ToString::to_string)
@@ -243,6 +328,35 @@ fn run(
         fingerprint,
     };
     axolotl_host::supervisor::run(&system, &opts)
+}
+
+fn boot(
+    target: &ImageArgs,
+    control: Option<PathBuf>,
+    timeout: Option<u64>,
+    no_build: bool,
+) -> Result<(), String> {
+    let (file, board, config) = (&target.file, target.board.as_str(), target.config.as_str());
+    let img = if no_build {
+        let img = image::out_dir(board, config).join("loader.img");
+        if !img.is_file() {
+            return Err(format!(
+                "no image at {}: build it with `axolotl image --board {board} --config {config}`",
+                img.display()
+            ));
+        }
+        img
+    } else {
+        let (name, _) = read_system(file)?;
+        image::build(Path::new(&name), board, config)?
+    };
+    qemu::run(
+        board,
+        config,
+        &img,
+        &control_path(control),
+        timeout.map(std::time::Duration::from_secs),
+    )
 }
 
 fn show_status(json: bool, control: &Path) -> Result<(), String> {

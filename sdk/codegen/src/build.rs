@@ -22,6 +22,23 @@ pub fn generate(image: &str) {
     generate_from(system_path(), image);
 }
 
+/// Like [`generate`], for a PD crate that is not two levels below the
+/// workspace's system.xml: `$AXOLOTL_SYSTEM` if set, else `default`
+/// (relative to the PD crate's directory).
+pub fn generate_with_default(default: &str, image: &str) {
+    println!("cargo::rerun-if-env-changed=AXOLOTL_SYSTEM");
+    match std::env::var_os("AXOLOTL_SYSTEM") {
+        Some(p) => generate_from(PathBuf::from(p), image),
+        None => generate_from(default, image),
+    }
+}
+
+/// The board a build is for: `$AXOLOTL_BOARD`, else the Linux host.
+pub fn board() -> String {
+    println!("cargo::rerun-if-env-changed=AXOLOTL_BOARD");
+    std::env::var("AXOLOTL_BOARD").unwrap_or_else(|_| axolotl_sysdesc::HOST_BOARD.to_string())
+}
+
 /// Like [`generate`], from the system description at `path` (relative to
 /// the PD crate's directory).
 pub fn generate_from(path: impl Into<PathBuf>, image: &str) {
@@ -35,14 +52,15 @@ pub fn generate_from(path: impl Into<PathBuf>, image: &str) {
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let name = path.display().to_string();
-    let system = match axolotl_sysdesc::parse(&name, &text) {
+    let board = board();
+    let system = match axolotl_sysdesc::parse_for(&name, &text, &board) {
         Ok(s) => s,
         Err(diags) => {
             for d in &diags {
                 eprintln!("{d}");
             }
             panic!(
-                "{} has {} error(s); run `axolotl check {}`",
+                "{} has {} error(s) for board {board}; run `axolotl check {}`",
                 name,
                 diags.len(),
                 name
@@ -53,6 +71,21 @@ pub fn generate_from(path: impl Into<PathBuf>, image: &str) {
     let out =
         PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR is set by cargo")).join("pd.rs");
     let fingerprint = axolotl_sysdesc::fingerprint(&text);
-    std::fs::write(&out, crate::pd_module(&system, i, fingerprint))
+    let entries = entries();
+    std::fs::write(&out, crate::pd_module(&system, i, fingerprint, &entries))
         .unwrap_or_else(|e| panic!("cannot write {}: {e}", out.display()));
+}
+
+/// The children's entry points (`$AXOLOTL_ENTRIES`, written by `axolotl
+/// image` after it built the children), or none.
+fn entries() -> Vec<crate::Entries> {
+    println!("cargo::rerun-if-env-changed=AXOLOTL_ENTRIES");
+    let Some(path) = std::env::var_os("AXOLOTL_ENTRIES") else {
+        return Vec::new();
+    };
+    let path = PathBuf::from(path);
+    println!("cargo::rerun-if-changed={}", path.display());
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    crate::Entries::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

@@ -94,9 +94,68 @@ fn opt<T: core::fmt::Display>(v: Option<T>, wrap: &str) -> String {
     }
 }
 
+/// A PD program's entry points, as the image build found them in its ELF.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entries {
+    /// The PD's name.
+    pub pd: String,
+    /// `_reset` (sel4-reset).
+    pub reset: u64,
+    /// `axolotl_inject_null`.
+    pub inject_null: u64,
+    /// `axolotl_inject_panic`.
+    pub inject_panic: u64,
+    /// `axolotl_inject_hang`.
+    pub inject_hang: u64,
+}
+
+impl Entries {
+    /// One line of an entries file: `PD RESET NULL PANIC HANG`, addresses in hex.
+    pub fn to_line(&self) -> String {
+        format!(
+            "{} {:#x} {:#x} {:#x} {:#x}",
+            self.pd, self.reset, self.inject_null, self.inject_panic, self.inject_hang
+        )
+    }
+
+    /// Parses an entries file; the error names the line.
+    pub fn parse_file(text: &str) -> Result<Vec<Entries>, String> {
+        let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok();
+        let mut out = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.is_empty() {
+                continue;
+            }
+            let parsed = match f[..] {
+                [pd, r, a, b, c] => match (hex(r), hex(a), hex(b), hex(c)) {
+                    (Some(reset), Some(inject_null), Some(inject_panic), Some(inject_hang)) => {
+                        Some(Entries {
+                            pd: pd.to_string(),
+                            reset,
+                            inject_null,
+                            inject_panic,
+                            inject_hang,
+                        })
+                    }
+                    _ => None,
+                },
+                _ => None,
+            };
+            out.push(parsed.ok_or_else(|| {
+                format!(
+                    "line {}: expected 'PD RESET NULL PANIC HANG' (hex), not '{line}'",
+                    n + 1
+                )
+            })?);
+        }
+        Ok(out)
+    }
+}
+
 /// The generated module for PD `i` of `system`, whose text had `fingerprint`
 /// (see [`axolotl_sysdesc::fingerprint`]).
-pub fn pd_module(system: &System, i: usize, fingerprint: u64) -> String {
+pub fn pd_module(system: &System, i: usize, fingerprint: u64, entries: &[Entries]) -> String {
     let pd = &system.pds[i];
     let mut out = String::new();
     let w = &mut out;
@@ -160,6 +219,24 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64) -> String {
             w,
             "    pub const {name}: Channel = Channel::new({});",
             irq.id
+        );
+    }
+    let _ = writeln!(w, "}}");
+
+    let _ = writeln!(
+        w,
+        "/// This PD's x86 I/O port ranges.\npub mod ioport {{\n    use axolotl_sdk::config::IoPorts;"
+    );
+    for p in &pd.ioports {
+        let name = p
+            .name
+            .as_deref()
+            .map(const_name)
+            .unwrap_or_else(|| format!("IOPORT_{}", p.id));
+        let _ = writeln!(
+            w,
+            "    pub const {name}: IoPorts = IoPorts {{ id: {}, base: {:#x}, count: {:#x} }};",
+            p.id, p.addr, p.size
         );
     }
     let _ = writeln!(w, "}}");
@@ -232,12 +309,29 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64) -> String {
         });
         let _ = writeln!(
             w,
-            "    SupervisedChild {{ name: {:?}, child: Child::new({id}), channel: {}, restart: RestartPolicy {{ initial_backoff_ms: {}, max_backoff_ms: {}, min_run_ms: {}, max_faults: {}, window_ms: {} }}, heartbeat: {} }},",
+            "    SupervisedChild {{ name: {:?}, child: Child::new({id}), channel: {}, restart: RestartPolicy {{ initial_backoff_ms: {}, max_backoff_ms: {}, min_run_ms: {}, max_faults: {}, window_ms: {} }}, heartbeat: {}, priority: {} }},",
             child.name,
             opt(ch, "Channel::new"),
             rs.initial_backoff_ms, rs.max_backoff_ms, rs.min_run_ms, rs.max_faults, rs.window_ms,
             hb.map(|h| format!("Some({h})")).unwrap_or_else(|| "None".into()),
+            child.priority,
         );
+    }
+    let _ = writeln!(w, "];");
+
+    // Where each child starts over, found in the children's ELF files by
+    // the image build (see `entries`).
+    let _ = writeln!(w, "/// (seL4) children's reset and fault-injection entry points, from the image build.\npub const CHILD_ENTRIES: &[ChildEntries] = &[");
+    for c in system.children_of(i) {
+        let child = &system.pds[c];
+        let Some(id) = child.child_id else { continue };
+        if let Some(e) = entries.iter().find(|e| e.pd == child.name) {
+            let _ = writeln!(
+                w,
+                "    ChildEntries {{ child: Child::new({id}), reset: {:#x}, inject_null: {:#x}, inject_panic: {:#x}, inject_hang: {:#x} }},",
+                e.reset, e.inject_null, e.inject_panic, e.inject_hang
+            );
+        }
     }
     let _ = writeln!(w, "];");
 

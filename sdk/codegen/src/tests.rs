@@ -8,7 +8,29 @@ fn module(image: &str) -> String {
         &s,
         pd_for_image(&s, image).unwrap(),
         axolotl_sysdesc::fingerprint(DEMO),
+        &[],
     )
+}
+
+#[test]
+fn child_entries_come_from_the_entries_file() {
+    let file = "store 0x200100 0x200200 0x200300 0x200400\n\nnobody 0x1 0x2 0x3 0x4\n";
+    let entries = Entries::parse_file(file).unwrap();
+    assert_eq!(
+        entries[0].to_line(),
+        "store 0x200100 0x200200 0x200300 0x200400"
+    );
+    let s = axolotl_sysdesc::parse("demo.xml", DEMO).unwrap();
+    let m = pd_module(&s, s.monitor().unwrap(), 0, &entries);
+    assert!(m.contains(
+        "ChildEntries { child: Child::new(2), reset: 0x200100, inject_null: 0x200200, inject_panic: 0x200300, inject_hang: 0x200400 }"
+    ), "{m}");
+    // Only children get entries, and only those the file names.
+    assert_eq!(m.matches("ChildEntries {").count(), 1, "{m}");
+    assert!(!module("store.elf").contains("ChildEntries {"));
+    let bad = Entries::parse_file("store 0x1 0x2\n").unwrap_err();
+    assert!(bad.starts_with("line 1: expected"), "{bad}");
+    assert!(Entries::parse_file("store 0x1 0x2 0x3 zz\n").is_err());
 }
 
 #[test]

@@ -17,6 +17,34 @@ pub struct Region {
     pub writable: bool,
 }
 
+/// A range of x86 I/O ports (`<ioport>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoPorts {
+    /// The I/O port identifier in system.xml.
+    pub id: u8,
+    /// First port.
+    pub base: u64,
+    /// Number of ports.
+    pub count: u64,
+}
+
+/// Where a child's program starts over or is made to fault, found in its
+/// ELF by the image build (`axolotl image`) and generated into its parent.
+/// Restarting at `reset` gives the child fresh `.data`, `.bss` and stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChildEntries {
+    /// The child.
+    pub child: crate::Child,
+    /// Start over with fresh program memory.
+    pub reset: usize,
+    /// Fault injection: dereference a null pointer.
+    pub inject_null: usize,
+    /// Fault injection: panic.
+    pub inject_panic: usize,
+    /// Fault injection: loop for ever without answering heartbeats.
+    pub inject_hang: usize,
+}
+
 impl Region {
     /// The region's first byte in this PD's address space.
     pub const fn ptr(&self) -> *mut u8 {
@@ -103,6 +131,9 @@ pub struct SupervisedChild {
     pub restart: RestartPolicy,
     /// Liveness checking, if any.
     pub heartbeat: Option<Heartbeat>,
+    /// Its priority: a PD that loops starves those below it, which then
+    /// miss heartbeats too; the monitor blames the highest silent one.
+    pub priority: u8,
 }
 
 /// A client of the state store, as the store sees it.

@@ -94,6 +94,47 @@ pub trait Os {
 
     /// Stop `child` for good (until a later `restart_child`).
     fn stop_child(&mut self, child: Child);
+
+    /// Make `child` fault on purpose, as `kind` says: a debugging aid for
+    /// testing recovery. Only a parent may do this. Platforms where the
+    /// parent cannot (the Linux host injects through its supervisor
+    /// instead) say why.
+    fn inject_child(&mut self, child: Child, kind: InjectKind) -> Result<(), &'static str> {
+        let _ = (child, kind);
+        Err("this platform injects faults through its supervisor, not the parent PD")
+    }
+}
+
+/// A fault to inject into a PD ([`Os::inject_child`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectKind {
+    /// Write through a null pointer.
+    NullDeref,
+    /// Panic.
+    Panic,
+    /// Loop for ever, answering nothing (the heartbeat catches it).
+    Hang,
+}
+
+impl InjectKind {
+    /// Parses the names `axolotl inject` takes: `segv`, `panic`, `hang`.
+    pub fn from_name(name: &str) -> Option<InjectKind> {
+        match name {
+            "segv" | "null" => Some(InjectKind::NullDeref),
+            "panic" => Some(InjectKind::Panic),
+            "hang" => Some(InjectKind::Hang),
+            _ => None,
+        }
+    }
+
+    /// The name `axolotl inject` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            InjectKind::NullDeref => "segv",
+            InjectKind::Panic => "panic",
+            InjectKind::Hang => "hang",
+        }
+    }
 }
 
 /// One PD: the runtime builds it with an `init` function, then feeds it events.

@@ -18,6 +18,8 @@ pub enum Event {
     Restart(Child),
     /// `stop_child(child)`.
     Stop(Child),
+    /// `inject_child(child, kind)`.
+    Inject(Child, crate::InjectKind),
 }
 
 type CallFn = Box<dyn FnMut(Channel, &Message) -> Result<Message, CallError>>;
@@ -97,5 +99,10 @@ impl Os for MockOs {
     }
     fn stop_child(&mut self, child: Child) {
         self.events.push(Event::Stop(child));
+    }
+
+    fn inject_child(&mut self, child: Child, kind: crate::InjectKind) -> Result<(), &'static str> {
+        self.events.push(Event::Inject(child, kind));
+        Ok(())
     }
 }

@@ -93,6 +93,7 @@
 #[cfg(any(feature = "alloc", loom, test))]
 extern crate alloc;
 
+pub mod bytes;
 #[cfg(any(feature = "alloc", loom, test))]
 mod owned;
 mod sync;

@@ -42,9 +42,27 @@ pub fn fingerprint(text: &str) -> u64 {
     })
 }
 
-/// Parses and checks `text` (named `file` in messages). `Ok` only when there
-/// is no error at all.
+/// The board name of the Linux-hosted mode (`axolotl run`).
+pub const HOST_BOARD: &str = "linux";
+
+/// Parses and checks `text` (named `file` in messages) as the Linux-hosted
+/// mode sees it: [`parse_for`] with [`HOST_BOARD`].
 pub fn parse(file: &str, text: &str) -> Result<System, Vec<Diagnostic>> {
+    parse_for(file, text, HOST_BOARD)
+}
+
+/// The boards named by `axolotl:board` attributes in `text`, in document
+/// order (empty if none, or if the XML is malformed).
+pub fn boards_named(text: &str) -> Vec<String> {
+    roxmltree::Document::parse(text)
+        .map(|doc| parse::boards_named(&doc))
+        .unwrap_or_default()
+}
+
+/// Parses and checks `text` (named `file` in messages) for `board`: elements
+/// whose `axolotl:board` list does not name `board` are left out, as if they
+/// were not there. `Ok` only when there is no error at all.
+pub fn parse_for(file: &str, text: &str, board: &str) -> Result<System, Vec<Diagnostic>> {
     let doc = roxmltree::Document::parse(text).map_err(|e| {
         let pos = e.pos();
         alloc::vec![Diagnostic::new(
@@ -55,7 +73,7 @@ pub fn parse(file: &str, text: &str) -> Result<System, Vec<Diagnostic>> {
         )]
     })?;
     let mut diags = diag::Diags::new(file, &doc);
-    let mut system = parse::system(&doc, &mut diags);
+    let mut system = parse::system(&doc, &mut diags, board);
     if let Some(s) = &mut system {
         s.file = file.into();
     }
@@ -68,9 +86,10 @@ pub fn parse(file: &str, text: &str) -> Result<System, Vec<Diagnostic>> {
     }
 }
 
-/// Parses, checks, and lowers `text` to a plain Microkit 2.3 description.
-pub fn to_microkit(file: &str, text: &str) -> Result<String, Vec<Diagnostic>> {
-    parse(file, text)?;
+/// Parses, checks, and lowers `text` to a plain Microkit 2.3 description
+/// for `board`.
+pub fn to_microkit(file: &str, text: &str, board: &str) -> Result<String, Vec<Diagnostic>> {
+    parse_for(file, text, board)?;
     let doc = roxmltree::Document::parse(text).map_err(|e| {
         alloc::vec![Diagnostic::new(
             file,
@@ -79,7 +98,7 @@ pub fn to_microkit(file: &str, text: &str) -> Result<String, Vec<Diagnostic>> {
             alloc::format!("{e}")
         )]
     })?;
-    Ok(lower::microkit(&doc))
+    Ok(lower::microkit(&doc, board))
 }
 
 #[cfg(test)]

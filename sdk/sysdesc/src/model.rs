@@ -61,6 +61,8 @@ pub struct Pd {
     pub maps: Vec<Map>,
     /// `<irq>`s.
     pub irqs: Vec<Irq>,
+    /// `<ioport>`s (x86 only).
+    pub ioports: Vec<IoPort>,
     /// What Axolotl role it plays, if any.
     pub role: Option<Role>,
     /// `<axolotl:restart>`.
@@ -126,6 +128,21 @@ pub struct Irq {
     pub name: Option<String>,
     /// The ARM/RISC-V interrupt number, if that form is used.
     pub irq: Option<u64>,
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+/// `<ioport>`: a range of x86 I/O ports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IoPort {
+    /// The I/O port identifier Microkit gives it.
+    pub id: u8,
+    /// `axolotl:name`, for generated code.
+    pub name: Option<String>,
+    /// First port.
+    pub addr: u64,
+    /// Number of ports.
+    pub size: u64,
     /// Where it is declared.
     pub pos: Pos,
 }

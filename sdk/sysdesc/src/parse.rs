@@ -70,6 +70,44 @@ pub(crate) fn number(s: &str) -> Option<u64> {
 
 struct Ctx<'d, 'a, 'i> {
     d: &'d mut Diags<'a, 'i>,
+    board: &'d str,
+}
+
+/// Whether `node` belongs in the system for `board`: elements without
+/// `axolotl:board` belong everywhere; others only on the boards they list.
+pub(crate) fn on_board(node: Node, board: &str) -> bool {
+    match node
+        .attributes()
+        .find(|a| a.name() == "board" && a.namespace() == Some(NAMESPACE))
+    {
+        Some(a) => a.value().split_whitespace().any(|b| b == board),
+        None => true,
+    }
+}
+
+/// The element children of `node` that belong on `board`.
+fn elements<'a, 'i>(node: Node<'a, 'i>, board: &str) -> Vec<Node<'a, 'i>> {
+    node.children()
+        .filter(|n| n.is_element() && on_board(*n, board))
+        .collect()
+}
+
+/// The boards named by `axolotl:board` attributes anywhere in `doc`, in
+/// document order, each once.
+pub(crate) fn boards_named(doc: &roxmltree::Document) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for n in doc.descendants() {
+        for a in n.attributes() {
+            if a.name() == "board" && a.namespace() == Some(NAMESPACE) {
+                for b in a.value().split_whitespace() {
+                    if !out.iter().any(|x| x == b) {
+                        out.push(b.to_string());
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 impl Ctx<'_, '_, '_> {
@@ -77,6 +115,7 @@ impl Ctx<'_, '_, '_> {
         for a in node.attributes() {
             let ok = match a.namespace() {
                 None => plain.contains(&a.name()),
+                Some(NAMESPACE) if a.name() == "board" => true,
                 Some(NAMESPACE) => axolotl.contains(&a.name()),
                 Some(_) => false,
             };
@@ -180,14 +219,38 @@ impl Ctx<'_, '_, '_> {
 }
 
 /// Parses the whole document. `None` only if the root is not `<system>`.
-pub(crate) fn system(doc: &roxmltree::Document, d: &mut Diags) -> Option<System> {
+pub(crate) fn system(doc: &roxmltree::Document, d: &mut Diags, board: &str) -> Option<System> {
     let root = doc.root_element();
-    let mut cx = Ctx { d };
+    let mut cx = Ctx { d, board };
     if root.tag_name().name() != "system" || !is_plain(root) {
         cx.error(root, "the root element must be <system>".into());
         return None;
     }
     cx.attrs(root, &[], &[]);
+    // Board lists are checked everywhere, also on elements of other boards.
+    for n in doc.descendants() {
+        for a in n.attributes() {
+            if a.name() != "board" || a.namespace() != Some(NAMESPACE) {
+                continue;
+            }
+            let ok = !a.value().trim().is_empty()
+                && a.value()
+                    .split_whitespace()
+                    .all(|b| b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_'));
+            if !ok {
+                let pos = cx.d.pos_attr(n, "board");
+                cx.d.at(
+                    pos,
+                    format!(
+                        "{}: axolotl:board is a space-separated list of board names \
+                         (letters, digits, '_'), not '{}'",
+                        label(n),
+                        a.value()
+                    ),
+                );
+            }
+        }
+    }
     let mut sys = System {
         file: String::new(),
         regions: Vec::new(),
@@ -196,7 +259,7 @@ pub(crate) fn system(doc: &roxmltree::Document, d: &mut Diags) -> Option<System>
         rings: Vec::new(),
     };
     let mut channel_nodes = Vec::new();
-    for node in root.children().filter(Node::is_element) {
+    for node in elements(root, board) {
         if !is_plain(node) {
             cx.unknown_element(node, "system");
             continue;
@@ -277,6 +340,7 @@ fn pd(cx: &mut Ctx, node: Node, parent: Option<usize>, out: &mut Vec<Pd>) {
         child_id,
         maps: Vec::new(),
         irqs: Vec::new(),
+        ioports: Vec::new(),
         role: None,
         restart: None,
         heartbeat: None,
@@ -287,7 +351,7 @@ fn pd(cx: &mut Ctx, node: Node, parent: Option<usize>, out: &mut Vec<Pd>) {
     let mut program_image = None;
     let mut children = Vec::new();
     let mut seen_ext: Vec<&str> = Vec::new();
-    for child in node.children().filter(Node::is_element) {
+    for child in elements(node, cx.board) {
         if is_axolotl(child) {
             let tag = child.tag_name().name();
             if seen_ext.contains(&tag) {
@@ -329,12 +393,21 @@ fn pd(cx: &mut Ctx, node: Node, parent: Option<usize>, out: &mut Vec<Pd>) {
                 cx.attrs(
                     child,
                     &["id", "setvar_id", "setvar_addr", "addr", "size"],
-                    &[],
+                    &["name"],
                 );
-                cx.req(child, "id");
-                let _ = cx.ranged(child, "id", 0, 62, "ioport ids");
-                let _ = cx.req_num(child, "addr");
-                let _ = cx.req_num(child, "size");
+                let has_id = cx.req(child, "id").is_some();
+                let id = cx.ranged(child, "id", 0, 62, "ioport ids");
+                let addr = cx.req_num(child, "addr");
+                let size = cx.req_num(child, "size");
+                if let (true, Some(id), Some(addr), Some(size)) = (has_id, id, addr, size) {
+                    out[index].ioports.push(IoPort {
+                        id: id as u8,
+                        name: cx.get_ax(child, "name").map(ToString::to_string),
+                        addr,
+                        size,
+                        pos: cx.d.pos_of(child),
+                    });
+                }
             }
             "setvar" => {
                 cx.attrs(child, &["symbol", "region_paddr"], &[]);
@@ -583,7 +656,7 @@ fn channel(cx: &mut Ctx, node: Node, sys: &mut System) {
     cx.attrs(node, &[], &[]);
     let mut ends = Vec::new();
     let mut rings = Vec::new();
-    for child in node.children().filter(Node::is_element) {
+    for child in elements(node, cx.board) {
         if is_plain(child) && child.tag_name().name() == "end" {
             ends.push(child);
         } else if is_axolotl(child) && child.tag_name().name() == "ring" {

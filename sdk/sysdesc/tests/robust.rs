@@ -9,7 +9,7 @@ proptest! {
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
         let text = String::from_utf8_lossy(&bytes);
         let _ = axolotl_sysdesc::parse("fuzz.xml", &text);
-        let _ = axolotl_sysdesc::to_microkit("fuzz.xml", &text);
+        let _ = axolotl_sysdesc::to_microkit("fuzz.xml", &text, "qemu_virt_aarch64");
     }
 
     #[test]
@@ -31,7 +31,7 @@ proptest! {
             }
         }
         match axolotl_sysdesc::parse("m.xml", &text) {
-            Ok(_) => prop_assert!(axolotl_sysdesc::to_microkit("m.xml", &text).is_ok()),
+            Ok(_) => prop_assert!(axolotl_sysdesc::to_microkit("m.xml", &text, axolotl_sysdesc::HOST_BOARD).is_ok()),
             Err(diags) => {
                 prop_assert!(!diags.is_empty());
                 for d in diags {

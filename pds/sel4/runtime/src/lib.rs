@@ -3,27 +3,81 @@
 //! turns an [`axolotl_sdk::Handler`] into a `sel4_microkit::Handler`, so the
 //! same component crates run here and on the Linux host.
 //!
-//! A PD program:
+//! A PD program (its stack must be declared here: after a reset the PD
+//! starts again on the stack its program declares, not on Microkit's):
 //!
 //! ```ignore
-//! #[sel4_microkit::protection_domain(heap_size = 0x40000)]
+//! axolotl_sdk::include_pd!();
+//!
+//! #[sel4_microkit::protection_domain(stack_size = 0x10000, heap_size = 0x40000)]
 //! fn init() -> impl sel4_microkit::Handler {
-//!     axolotl_sel4::adapt("store", |os| Component::init(os, ...))
+//!     axolotl_sel4::adapt(axolotl_sel4::config!(), |os| Component::init(os, ...))
 //! }
 //! ```
 //!
-//! Not yet here: restarting a child with fresh program memory (sel4-reset)
-//! and the monitor's clock on x86_64; `restart_child` logs that it cannot.
+//! What the runtime does for every PD, as the host runtime does:
+//! - it notifies its parent once `init` returns ("up"), and answers each
+//!   notification from its parent at once (heartbeats) without bothering
+//!   the component;
+//! - a panic prints its message and then faults on purpose at
+//!   [`PANIC_ADDR`], so that the parent's fault handler can tell a panic
+//!   from any other memory fault;
+//! - every PD is resettable ([`sel4_reset`]): a parent restarts a child at
+//!   the child's `_reset` entry, which restores its `.data` and `.bss` and
+//!   stack before `_start`; the image build finds the entry in the child's
+//!   ELF and generates it into the parent ([`axolotl_sdk::config::ChildEntries`]);
+//! - fault injection: `axolotl_inject_null`, `axolotl_inject_panic` and
+//!   `axolotl_inject_hang` are entries a parent can start a child at.
 #![no_std]
 
+pub mod clock;
+mod logger;
+mod patched;
+
+use axolotl_sdk::config::ChildEntries;
 use axolotl_sdk::{
-    CallError, Channel, ChannelSet, Child, FaultInfo, FaultKind, Instant, Message, Os,
+    CallError, Channel, ChannelSet, Child, FaultInfo, FaultKind, InjectKind, Instant, Message, Os,
     MAX_MESSAGE_WORDS,
 };
 use sel4_microkit::MessageInfo;
 
+// Linked for its `_reset` entry; every PD image is post-processed by
+// `sel4-reset-cli`.
+use sel4_reset as _;
+
+pub use logger::ConsoleSink;
+
+/// A panicking PD reads this address, which no PD maps, so that its parent
+/// sees a VM fault there and knows it was a panic.
+pub const PANIC_ADDR: usize = 0x7a1c_dead_0000;
+
+/// What a PD program tells the runtime about itself: generated constants.
+#[derive(Clone, Copy)]
+pub struct Config {
+    /// The PD's name.
+    pub name: &'static str,
+    /// The channel to its parent, if it has one.
+    pub parent: Option<Channel>,
+    /// Its children's entry points.
+    pub children: &'static [ChildEntries],
+}
+
+/// The [`Config`] of the PD whose generated module `pd` is in scope.
+#[macro_export]
+macro_rules! config {
+    () => {
+        $crate::Config {
+            name: pd::NAME,
+            parent: pd::PARENT,
+            children: pd::CHILD_ENTRIES,
+        }
+    };
+}
+
 /// The platform for a PD on seL4.
-pub struct Sel4Os;
+pub struct Sel4Os {
+    children: &'static [ChildEntries],
+}
 
 fn channel(ch: Channel) -> sel4_microkit::Channel {
     sel4_microkit::Channel::new(ch.index() as usize)
@@ -51,6 +105,22 @@ fn write_message(msg: &Message) -> MessageInfo {
     MessageInfo::new(msg.label(), words.len())
 }
 
+impl Sel4Os {
+    fn entries(&self, child: Child) -> Option<&'static ChildEntries> {
+        self.children.iter().find(|e| e.child == child)
+    }
+
+    /// Starts `child`'s thread at `pc`, cancelling whatever it was doing
+    /// (a fault, a wait, a call), as Microkit's `microkit_pd_restart` does.
+    fn start_at(&self, child: Child, pc: usize) -> Result<(), sel4::Error> {
+        let mut ctx = sel4::UserContext::default();
+        *ctx.pc_mut() = pc as sel4::Word;
+        sel4_microkit::Child::new(child.index() as usize)
+            .tcb()
+            .tcb_write_registers(true, 1, &mut ctx)
+    }
+}
+
 impl Os for Sel4Os {
     fn notify(&mut self, ch: Channel) {
         channel(ch).notify();
@@ -72,10 +142,17 @@ impl Os for Sel4Os {
     }
 
     fn restart_child(&mut self, child: Child) {
-        log::error!(
-            "restarting child {} is not implemented on seL4 yet (needs sel4-reset)",
-            child.index()
-        );
+        let Some(e) = self.entries(child) else {
+            log::error!(
+                "cannot restart child {}: no reset entry for it was generated (build the \
+                 image with `axolotl image`)",
+                child.index()
+            );
+            return;
+        };
+        if let Err(err) = self.start_at(child, e.reset) {
+            log::error!("cannot restart child {}: {err:?}", child.index());
+        }
     }
 
     fn stop_child(&mut self, child: Child) {
@@ -86,43 +163,36 @@ impl Os for Sel4Os {
             log::error!("cannot stop child {}: {e:?}", child.index());
         }
     }
-}
 
-#[cfg(target_arch = "aarch64")]
-mod clock {
-    /// The ARM generic timer's physical counter, which Microkit's kernel
-    /// configuration exports to user level (KernelArmExportPCNTUser).
-    pub fn now_ns() -> u64 {
-        let (count, freq): (u64, u64);
-        // SAFETY: reading CNTPCT_EL0 and CNTFRQ_EL0 has no side effects, and
-        // the kernel lets user level read them.
-        unsafe {
-            core::arch::asm!("mrs {}, cntpct_el0", out(reg) count, options(nomem, nostack));
-            core::arch::asm!("mrs {}, cntfrq_el0", out(reg) freq, options(nomem, nostack));
-        }
-        if freq == 0 {
-            return 0;
-        }
-        ((u128::from(count) * 1_000_000_000) / u128::from(freq)) as u64
-    }
-}
-
-#[cfg(not(target_arch = "aarch64"))]
-mod clock {
-    /// No user-level clock on this architecture yet: time stands still.
-    pub fn now_ns() -> u64 {
-        0
+    fn inject_child(&mut self, child: Child, kind: InjectKind) -> Result<(), &'static str> {
+        let e = self
+            .entries(child)
+            .ok_or("no entry points were generated for that PD (build with `axolotl image`)")?;
+        let pc = match kind {
+            InjectKind::NullDeref => e.inject_null,
+            InjectKind::Panic => e.inject_panic,
+            InjectKind::Hang => e.inject_hang,
+        };
+        self.start_at(child, pc)
+            .map_err(|_| "the kernel refused to redirect the PD's thread")
     }
 }
 
 fn fault_info(info: &MessageInfo) -> FaultInfo {
     use sel4::Fault;
     match info.fault() {
-        Fault::VmFault(f) => FaultInfo {
-            kind: FaultKind::MemoryAccess,
-            addr: f.inner().get_Addr(),
-            pc: f.inner().get_IP(),
-        },
+        Fault::VmFault(f) => {
+            let addr = f.inner().get_Addr();
+            FaultInfo {
+                kind: if addr as usize == PANIC_ADDR {
+                    FaultKind::Panic
+                } else {
+                    FaultKind::MemoryAccess
+                },
+                addr,
+                pc: f.inner().get_IP(),
+            }
+        }
         Fault::UserException(_) => FaultInfo {
             kind: FaultKind::IllegalInstruction,
             addr: 0,
@@ -139,28 +209,74 @@ fn fault_info(info: &MessageInfo) -> FaultInfo {
 /// An Axolotl component as a `sel4_microkit::Handler`.
 pub struct Adapter<H> {
     os: Sel4Os,
+    parent: Option<Channel>,
     inner: H,
 }
 
-/// Sets up logging for PD `name` and builds its component with `init`.
+/// Sets up logging and panics for the PD `cfg` describes, builds its
+/// component with `init`, and tells the parent it is up.
 pub fn adapt<H: axolotl_sdk::Handler>(
-    name: &'static str,
+    cfg: Config,
     init: impl FnOnce(&mut dyn Os) -> H,
 ) -> Adapter<H> {
-    logger::init(name);
-    let mut os = Sel4Os;
+    adapt_with_console(cfg, None, init)
+}
+
+/// Like [`adapt`], with the PD's log going to `console` instead of the
+/// kernel's debug output (which release images do not have).
+pub fn adapt_with_console<H: axolotl_sdk::Handler>(
+    cfg: Config,
+    console: Option<ConsoleSink>,
+    init: impl FnOnce(&mut dyn Os) -> H,
+) -> Adapter<H> {
+    patched::keep();
+    // Keep the fault-injection entries in every image: nothing calls them,
+    // and the linker drops what nothing references.
+    core::hint::black_box([
+        axolotl_inject_null as extern "C" fn() -> ! as usize,
+        axolotl_inject_panic as extern "C" fn() -> ! as usize,
+        axolotl_inject_hang as extern "C" fn() -> ! as usize,
+    ]);
+    logger::init(cfg.name, console);
+    sel4_microkit::panicking::set_hook(&panic_hook);
+    let mut os = Sel4Os {
+        children: cfg.children,
+    };
     let inner = init(&mut os);
-    Adapter { os, inner }
+    if let Some(p) = cfg.parent {
+        os.notify(p);
+    }
+    Adapter {
+        os,
+        parent: cfg.parent,
+        inner,
+    }
+}
+
+fn panic_hook(info: &core::panic::PanicInfo) {
+    log::error!("panicked: {info}");
+    // SAFETY: not safe in the usual sense, and not meant to be: PANIC_ADDR
+    // is mapped by no PD, so this read faults, which is how the parent
+    // learns of the panic. It never returns.
+    unsafe { core::ptr::read_volatile(PANIC_ADDR as *const u8) };
 }
 
 impl<H: axolotl_sdk::Handler> sel4_microkit::Handler for Adapter<H> {
     type Error = H::Error;
 
     fn notified(&mut self, channels: sel4_microkit::ChannelSet) -> Result<(), Self::Error> {
-        let set: ChannelSet = channels
+        let mut set: ChannelSet = channels
             .iter()
             .filter_map(|c| Channel::checked(c.index() as u64))
             .collect();
+        if let Some(p) = self.parent.filter(|&p| set.contains(p)) {
+            // A heartbeat: the event loop runs, so answer at once.
+            set.remove(p);
+            self.os.notify(p);
+        }
+        if set.is_empty() {
+            return Ok(());
+        }
         self.inner.notified(&mut self.os, set)
     }
 
@@ -191,26 +307,83 @@ impl<H: axolotl_sdk::Handler> sel4_microkit::Handler for Adapter<H> {
     }
 }
 
-mod logger {
-    extern crate alloc;
+// Fault injection entries. A parent starts a child's thread at one of these
+// wherever the thread was: running, or blocked in a system call, where its
+// stack pointer need not be usable (x86_64's system call convention leaves
+// it in another register). So each entry switches to a small stack of its
+// own, then calls the Rust function, which never returns: the thread
+// faults or hangs, and the parent restarts the PD at `_reset`.
 
-    /// Log lines on the debug console: `pd  LEVEL  message`.
-    struct Logger(&'static str);
+const INJECT_STACK_BYTES: usize = 0x4000;
 
-    impl log::Log for Logger {
-        fn enabled(&self, _: &log::Metadata) -> bool {
-            true
+#[repr(C, align(16))]
+struct InjectStack([u8; INJECT_STACK_BYTES]);
+
+static mut INJECT_STACK: InjectStack = InjectStack([0; INJECT_STACK_BYTES]);
+
+#[cfg(target_arch = "aarch64")]
+macro_rules! entry {
+    ($name:ident, $target:ident) => {
+        #[unsafe(no_mangle)]
+        #[unsafe(naked)]
+        pub extern "C" fn $name() -> ! {
+            core::arch::naked_asm!(
+                "adrp x9, {stack}",
+                "add x9, x9, :lo12:{stack}",
+                "add x9, x9, #{bytes}",
+                "mov sp, x9",
+                "bl {f}",
+                "brk #0",
+                stack = sym INJECT_STACK,
+                bytes = const INJECT_STACK_BYTES,
+                f = sym $target,
+            )
         }
-        fn log(&self, r: &log::Record) {
-            sel4_microkit::debug_println!("{:<9} {:<5} {}", self.0, r.level(), r.args());
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+macro_rules! entry {
+    ($name:ident, $target:ident) => {
+        #[unsafe(no_mangle)]
+        #[unsafe(naked)]
+        pub extern "C" fn $name() -> ! {
+            core::arch::naked_asm!(
+                "lea rsp, [rip + {stack}]",
+                "add rsp, {bytes}",
+                "xor ebp, ebp",
+                "call {f}",
+                "ud2",
+                stack = sym INJECT_STACK,
+                bytes = const INJECT_STACK_BYTES,
+                f = sym $target,
+            )
         }
-        fn flush(&self) {}
+    };
+}
+
+entry!(axolotl_inject_null, inject_null);
+entry!(axolotl_inject_panic, inject_panic);
+entry!(axolotl_inject_hang, inject_hang);
+
+extern "C" fn inject_null() -> ! {
+    log::warn!("fault injection: writing through a null pointer");
+    let null = core::hint::black_box(core::ptr::null_mut::<u64>());
+    // SAFETY: not safe, on purpose: the write faults and the parent
+    // restarts this PD.
+    unsafe { null.write_volatile(0xdead) };
+    loop {
+        core::hint::spin_loop();
     }
+}
 
-    pub fn init(name: &'static str) {
-        let logger = alloc::boxed::Box::leak(alloc::boxed::Box::new(Logger(name)));
-        if log::set_logger(logger).is_ok() {
-            log::set_max_level(log::LevelFilter::Info);
-        }
+extern "C" fn inject_panic() -> ! {
+    panic!("fault injection: a panic");
+}
+
+extern "C" fn inject_hang() -> ! {
+    log::warn!("fault injection: looping for ever");
+    loop {
+        core::hint::spin_loop();
     }
 }

@@ -5,9 +5,9 @@
 
 axolotl_sdk::include_pd!();
 
-#[sel4_microkit::protection_domain(heap_size = 0x40000)]
+#[sel4_microkit::protection_domain(stack_size = 0x10000, heap_size = 0x40000)]
 fn init() -> impl sel4_microkit::Handler {
-    axolotl_sel4::adapt(pd::NAME, |_os| {
+    axolotl_sel4::adapt(axolotl_sel4::config!(), |_os| {
         let Some(journal) = pd::JOURNAL else {
             panic!("the system description gives the store no journal region");
         };

@@ -1,0 +1,26 @@
+//! The demo's consumer PD on seL4: generated wiring plus the portable
+//! `axolotl-demo-workers` component, the same one the Linux host runs.
+#![no_std]
+#![no_main]
+
+axolotl_sdk::include_pd!();
+
+#[sel4_microkit::protection_domain(stack_size = 0x10000, heap_size = 0x10000)]
+fn init() -> impl sel4_microkit::Handler {
+    axolotl_sel4::adapt(axolotl_sel4::config!(), |os| {
+        let ring = pd::ring::JOBS;
+        // SAFETY: Microkit maps the ring's region before init, for the life
+        // of the PD; this PD is the ring's only consumer.
+        let consumer = unsafe {
+            axolotl_ring::Consumer::attach(ring.region.ptr(), ring.region.size, ring.slots)
+        };
+        let consumer = consumer.unwrap_or_else(|e| panic!("ring {}: {e:?}", ring.name));
+        let Some(store) = pd::STORE else {
+            panic!("system.xml must give the consumer a channel to the store");
+        };
+        match axolotl_demo_workers::Consumer::init(os, consumer, ring.channel, store) {
+            Ok(c) => c,
+            Err(e) => panic!("cannot start: {e}"),
+        }
+    })
+}

@@ -1,3 +1,0 @@
-fn main() {
-    axolotl_codegen::build::generate_from("../smoke.xml", "smoke.elf");
-}

@@ -1,0 +1,340 @@
+//! The demo system.xml as seL4 Microkit images under QEMU, on both boards:
+//! `axolotl image` builds it, `axolotl qemu` boots it, every PD comes up,
+//! and faults injected through `axolotl inject` (a null-pointer write, a
+//! panic, an endless loop) end with the PD restarted with fresh memory and
+//! its state back from the store.
+//!
+//! Runs where a Microkit SDK (`MICROKIT_SDK`, default
+//! /opt/microkit-sdk-2.3.0), nightly Rust with rust-src, sel4-reset-cli and
+//! QEMU are installed; otherwise it says why in one line and passes.
+//! `ci/test` runs it on its own, after the other tests (it builds two
+//! images and boots them: minutes, not seconds).
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BOARDS: [&str; 2] = ["qemu_virt_aarch64", "x86_64_generic"];
+
+fn axolotl() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_axolotl"))
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn on_path(name: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false)
+}
+
+/// Why the test cannot run here, if it cannot.
+fn skip_reason() -> Option<String> {
+    let sdk = std::env::var_os("MICROKIT_SDK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/opt/microkit-sdk-2.3.0"));
+    if !sdk.join("bin/microkit").is_file() {
+        return Some(format!("no Microkit SDK at {}", sdk.display()));
+    }
+    for b in BOARDS {
+        if !sdk.join("board").join(b).join("debug").is_dir() {
+            return Some(format!("the SDK at {} has no {b}", sdk.display()));
+        }
+    }
+    let nightly = Command::new("rustc")
+        .args(["+nightly", "--version"])
+        .output();
+    if !nightly.is_ok_and(|o| o.status.success()) {
+        return Some("no nightly Rust".into());
+    }
+    if std::env::var_os("SEL4_RESET_CLI").is_none() && !on_path("sel4-reset-cli") {
+        return Some("no sel4-reset-cli (SEL4_RESET_CLI or PATH)".into());
+    }
+    for q in ["qemu-system-aarch64", "qemu-system-x86_64"] {
+        if !on_path(q) {
+            return Some(format!("no {q}"));
+        }
+    }
+    None
+}
+
+/// A running `axolotl qemu`, killed when dropped.
+struct Qemu {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    control: PathBuf,
+    board: &'static str,
+}
+
+impl Qemu {
+    fn boot(board: &'static str) -> Qemu {
+        let control = std::env::temp_dir().join(format!(
+            "axolotl-sel4-test-{}-{board}.sock",
+            std::process::id()
+        ));
+        let mut child = Command::new(axolotl())
+            .current_dir(root())
+            .args(["qemu", "--no-build", "--board", board, "--timeout", "600"])
+            .arg("--control")
+            .arg(&control)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start axolotl qemu");
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out = child.stdout.take().unwrap();
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { return };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Qemu {
+            child,
+            lines,
+            control,
+            board,
+        }
+    }
+
+    fn console(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    /// Waits until `count` console lines contain `needle`; the console so
+    /// far on failure.
+    fn wait_count(&self, needle: &str, count: usize, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let text = self.console();
+            if text.lines().filter(|l| l.contains(needle)).count() >= count {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: no {count} line(s) with '{needle}' within {secs} s; console:\n{text}",
+                self.board
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn wait(&self, needle: &str, secs: u64) -> String {
+        self.wait_count(needle, 1, secs)
+    }
+
+    fn axolotl(&self, args: &[&str]) -> Result<String, String> {
+        let out = Command::new(axolotl())
+            .args(args)
+            .arg("--control")
+            .arg(&self.control)
+            .output()
+            .unwrap();
+        match out.status.success() {
+            true => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+            false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+        }
+    }
+
+    fn status(&self) -> Vec<Value> {
+        // A console line can be torn by the kernel's own output in debug
+        // images: try a few times.
+        let mut last = String::new();
+        for _ in 0..5 {
+            match self.axolotl(&["status", "--json"]) {
+                Ok(text) => match serde_json::from_str::<Vec<Value>>(&text) {
+                    Ok(v) => return v,
+                    Err(e) => last = format!("{e}: {text}"),
+                },
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!(
+            "{}: no status: {last}\nconsole:\n{}",
+            self.board,
+            self.console()
+        );
+    }
+
+    fn pd(&self, name: &str) -> Value {
+        self.status()
+            .into_iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{}: no PD {name} in status", self.board))
+    }
+
+    /// Waits until `name` is running with `restarts` restarts.
+    fn wait_running(&self, name: &str, restarts: u64) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let p = self.pd(name);
+            if p["state"] == "running" && p["restarts"] == restarts {
+                return p;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: {name} not running after {restarts} restart(s): {p}\nconsole:\n{}",
+                self.board,
+                self.console()
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    fn inject(&self, pd: &str, kind: &str) {
+        let answer = self
+            .axolotl(&["inject", pd, kind])
+            .unwrap_or_else(|e| panic!("{}: inject {kind} into {pd}: {e}", self.board));
+        assert!(
+            answer.contains(&format!("injected {kind} into {pd}")),
+            "{answer}"
+        );
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.control);
+    }
+}
+
+/// The numbers in console lines containing `prefix` followed by a number.
+fn numbers_after(text: &str, prefix: &str) -> Vec<u64> {
+    text.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find(prefix)? + prefix.len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
+
+fn boot_and_recover(board: &'static str) {
+    eprintln!("--- {board}: building the image");
+    let built = Command::new(axolotl())
+        .current_dir(root())
+        .args(["image", "--board", board])
+        .status()
+        .unwrap();
+    assert!(built.success(), "{board}: axolotl image failed");
+
+    eprintln!("--- {board}: booting");
+    let q = Qemu::boot(board);
+    let console = q.wait("AXOLOTL-UP", 120);
+    assert!(
+        console.contains("axolotl: every PD up"),
+        "{board}: no boot time printed"
+    );
+    let status = q.status();
+    let names: Vec<&str> = status.iter().filter_map(|p| p["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["guardian", "timer", "store", "producer", "consumer", "serial"],
+        "{board}"
+    );
+    for p in &status {
+        assert_eq!(p["state"], "running", "{board}: {p}");
+    }
+
+    // Let the workers count for a while, so there is state to keep.
+    std::thread::sleep(Duration::from_secs(3));
+
+    eprintln!("--- {board}: null-pointer write into the consumer");
+    q.inject("consumer", "segv");
+    q.wait("consumer faulted: memory-access at address 0x0", 30);
+    q.wait("restarting consumer after memory-access", 30);
+    let c = q.wait_running("consumer", 1);
+    assert_eq!(c["last_fault"]["kind"], "memory-access", "{board}: {c}");
+    let text = q.wait_count("consumer resumed at count", 2, 30);
+    let counts = numbers_after(&text, "consumer resumed at count ");
+    assert!(
+        counts.len() >= 2 && counts[1] > 0,
+        "{board}: the consumer did not resume its count from the store: {counts:?}"
+    );
+
+    eprintln!("--- {board}: panic in the store");
+    q.inject("store", "panic");
+    q.wait("store faulted: panic", 30);
+    let s = q.wait_running("store", 1);
+    assert_eq!(s["last_fault"]["kind"], "panic", "{board}: {s}");
+    // Its journal came back: every acknowledged put. (At boot the journal
+    // was blank: formatted, nothing replayed.)
+    let text = q.wait("journal: replayed", 30);
+    let replayed = numbers_after(&text, "journal: replayed ");
+    assert!(
+        replayed.last().is_some_and(|&n| n > 0),
+        "{board}: the restarted store replayed nothing: {replayed:?}"
+    );
+
+    // A hung PD starves the PDs below its priority until it is restarted,
+    // so the endless loop goes into the lowest (the consumer); the producer
+    // gets a null-pointer write.
+    eprintln!("--- {board}: endless loop in the consumer");
+    q.inject("consumer", "hang");
+    q.wait("consumer missed 3 heartbeats", 30);
+    let c = q.wait_running("consumer", 2);
+    assert_eq!(c["last_fault"]["kind"], "hang", "{board}: {c}");
+    let text = q.wait_count("consumer resumed at count", 3, 30);
+    let counts = numbers_after(&text, "consumer resumed at count ");
+    assert!(
+        counts[2] >= counts[1],
+        "{board}: the consumer's count went back: {counts:?}"
+    );
+
+    eprintln!("--- {board}: null-pointer write into the producer");
+    q.inject("producer", "segv");
+    q.wait("producer faulted: memory-access", 30);
+    q.wait_running("producer", 1);
+    let text = q.wait_count("producer resumed at job", 2, 30);
+    let jobs = numbers_after(&text, "producer resumed at job ");
+    assert!(
+        jobs.len() >= 2 && jobs[1] > 0,
+        "{board}: the producer did not resume from the store: {jobs:?}"
+    );
+
+    eprintln!("--- {board}: endless loop in the timer (the watchdog's case)");
+    q.inject("timer", "hang");
+    q.wait("timer is hung", 30);
+    q.wait_running("timer", 1);
+
+    eprintln!("--- {board}: null-pointer write into the serial driver");
+    q.inject("serial", "segv");
+    q.wait("serial faulted: memory-access", 30);
+    q.wait_running("serial", 1);
+
+    // After all that, the consumer still counts: a later restart resumes
+    // from at least what it had.
+    q.inject("consumer", "panic");
+    let text = q.wait_count("consumer resumed at count", 4, 30);
+    let counts = numbers_after(&text, "consumer resumed at count ");
+    assert!(
+        counts[3] > counts[2],
+        "{board}: the consumer's count did not grow: {counts:?}"
+    );
+    q.wait_running("consumer", 3);
+    for p in q.status() {
+        assert_eq!(p["state"], "running", "{board}: {p}");
+    }
+    eprintln!("--- {board}: ok");
+}
+
+#[test]
+fn on_sel4_both_boards_boot_and_recover() {
+    if let Some(why) = skip_reason() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    for board in BOARDS {
+        boot_and_recover(board);
+    }
+}
