@@ -320,9 +320,15 @@ impl<W: Watchdog> Monitor<W> {
     /// A tick: restarts that are due, heartbeat pings and hang detection.
     fn on_tick(&mut self, os: &mut dyn Os) {
         let now = os.now();
+        // Decided before this tick changes anything: a child restarted
+        // below for its hang still starved the ones after it in the list.
+        let mut starved = [false; 63];
+        for (i, s) in starved.iter_mut().enumerate().take(self.states.len()) {
+            *s = self.starved(i, now);
+        }
         for i in 0..self.states.len() {
             let cfg = self.children[i];
-            let starved = self.starved(i, now);
+            let starved = starved[i];
             let st = &mut self.states[i];
             match st.phase {
                 Phase::Waiting { at, fault_at } if at <= now => {
@@ -351,6 +357,16 @@ impl<W: Watchdog> Monitor<W> {
                                 pc: 0,
                             };
                             self.on_fault(os, i, info, true);
+                        }
+                        Some(sent)
+                            if starved
+                                && now.nanos_since(sent)
+                                    >= period_ns.saturating_mul(u64::from(hb.misses)) =>
+                        {
+                            // Count its misses again from now: it gets its
+                            // full time once the one above it is dealt with.
+                            log::debug!("{} is silent, starved by a PD above it", cfg.name);
+                            st.ping_sent = Some(now);
                         }
                         Some(_) => {}
                         None if now.nanos_since(st.last_ping) >= period_ns => {
@@ -389,19 +405,23 @@ impl<W: Watchdog> Monitor<W> {
     }
 
     /// Whether child `i`, silent, may only be starved: a child of higher
-    /// priority is silent too (has missed at least one heartbeat). On a
-    /// machine with strict priorities a looping PD keeps every PD below it
-    /// from running; the loop is the higher one's, which is declared hung in
-    /// its turn, and the lower ones answer once it is restarted.
+    /// priority is silent too (has not answered a ping sent at an earlier
+    /// tick; a live one answers within microseconds, well before the next
+    /// tick). On a machine with strict priorities a looping PD keeps every
+    /// PD below it from running; the loop is the higher one's, which is
+    /// declared hung in its turn, and the lower ones answer once it is
+    /// restarted.
     fn starved(&self, i: usize, now: Instant) -> bool {
         let me = self.children[i].priority;
         self.children.iter().zip(self.states.iter()).any(|(c, s)| {
-            let (Some(hb), Some(sent)) = (c.heartbeat, s.ping_sent) else {
-                return false;
+            let silent = match s.phase {
+                Phase::Running => s.ping_sent.is_some_and(|sent| now.nanos_since(sent) > 0),
+                // Restarted after a fault and not up yet: still running its
+                // start-up, above the ones it starved.
+                Phase::Starting { fault_at, .. } => fault_at.is_some(),
+                Phase::Waiting { .. } | Phase::GaveUp => false,
             };
-            c.priority > me
-                && s.phase == Phase::Running
-                && now.nanos_since(sent) >= hb.period_ms.saturating_mul(NS_PER_MS)
+            c.priority > me && silent
         })
     }
 

@@ -382,9 +382,39 @@ fn a_child_starved_by_a_hung_higher_one_is_not_blamed() {
     tick(&mut m, &mut os, 100);
     assert_eq!(os.take(), vec![Event::Restart(HIGH)]);
     assert_eq!(m.state("low").unwrap().restarts, 0);
-    // Once the high one is up again, the low one would answer; if it
-    // stays silent it is blamed now (and the high one is pinged again).
+    // Once the high one is up again the low one gets its full time again;
+    // if it stays silent all that time it is blamed.
     up(&mut m, &mut os, HIGH_CH);
     tick(&mut m, &mut os, 100);
-    assert_eq!(os.take(), vec![Event::Restart(LOW), Event::Notify(HIGH_CH)]);
+    tick(&mut m, &mut os, 100);
+    assert!(!os.take().contains(&Event::Restart(LOW)));
+    // The high one answers every ping from now on; the low one stays
+    // silent and is blamed within its own three periods.
+    let mut restarted = false;
+    for _ in 0..4 {
+        m.on_child_signal(&mut os, 1);
+        tick(&mut m, &mut os, 100);
+        restarted |= os.take().contains(&Event::Restart(LOW));
+    }
+    assert!(restarted);
+}
+
+static TWO_HIGH_FIRST: [SupervisedChild; 2] = [TWO[1], TWO[0]];
+
+#[test]
+fn the_starved_child_after_the_hung_one_in_the_list_is_spared_too() {
+    let mut os = MockOs::new();
+    let mut m: Monitor = Monitor::init(&mut os, &TWO_HIGH_FIRST, Some(TIMER_CH), None, None);
+    up(&mut m, &mut os, LOW_CH);
+    up(&mut m, &mut os, HIGH_CH);
+    os.advance_ms(2_000);
+    // Both pinged in one tick; neither answers (the high one loops).
+    tick(&mut m, &mut os, 0);
+    os.take();
+    for _ in 0..3 {
+        tick(&mut m, &mut os, 100);
+    }
+    // Only the high one is restarted, though both ran out in this tick.
+    assert_eq!(os.take(), vec![Event::Restart(HIGH)]);
+    assert_eq!(m.state("low").unwrap().restarts, 0);
 }

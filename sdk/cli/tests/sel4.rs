@@ -307,6 +307,35 @@ fn boot_and_recover(board: &'static str) {
     q.wait("timer is hung", 30);
     q.wait_running("timer", 1);
 
+    // The store loops: every PD below it starves, yet only the store is
+    // blamed and restarted.
+    eprintln!("--- {board}: endless loop in the store");
+    let before: Vec<(String, u64)> = q
+        .status()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or("").to_string(),
+                p["restarts"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    q.inject("store", "hang");
+    q.wait("store missed 3 heartbeats", 30);
+    q.wait_running("store", 2);
+    std::thread::sleep(Duration::from_secs(1));
+    for p in q.status() {
+        let name = p["name"].as_str().unwrap_or("");
+        let was = before.iter().find(|(n, _)| n == name).map(|(_, r)| *r);
+        if name != "store" {
+            assert_eq!(
+                p["restarts"].as_u64(),
+                was,
+                "{board}: {name} was restarted while the store hung: {p}"
+            );
+        }
+    }
+
     eprintln!("--- {board}: null-pointer write into the serial driver");
     q.inject("serial", "segv");
     q.wait("serial faulted: memory-access", 30);
