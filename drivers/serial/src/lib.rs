@@ -23,6 +23,9 @@ pub trait Uart {
     fn receive(&mut self) -> Option<u8>;
     /// Turns on the receive interrupt.
     fn enable_rx_interrupt(&mut self);
+    /// Clears the UART's own receive interrupt, before the driver drains
+    /// what arrived: a byte that comes after this raises it again.
+    fn clear_rx_interrupt(&mut self) {}
 }
 
 /// How many times a full transmitter is polled before the rest of the
@@ -114,8 +117,13 @@ impl<U: Uart> Handler for SerialDriver<U> {
 
     fn notified(&mut self, os: &mut dyn Os, channels: ChannelSet) -> Result<(), Self::Error> {
         if channels.contains(self.irq) {
+            self.uart.clear_rx_interrupt();
             self.receive(os);
             os.irq_ack(self.irq);
+            // A byte that came while the interrupt was held for the
+            // acknowledgement may have raised no new interrupt (an edge
+            // lost, or a level already cleared): look once more.
+            self.receive(os);
         }
         // Output on every wake-up: a notification of the client, or an
         // interrupt while output was waiting for room.

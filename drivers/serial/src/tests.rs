@@ -12,6 +12,7 @@ struct FakeUart {
     /// Bytes the transmitter takes before it is full.
     room: usize,
     rx_irq: bool,
+    cleared: u32,
 }
 
 impl Uart for &mut FakeUart {
@@ -28,6 +29,9 @@ impl Uart for &mut FakeUart {
     }
     fn enable_rx_interrupt(&mut self) {
         self.rx_irq = true;
+    }
+    fn clear_rx_interrupt(&mut self) {
+        self.cleared += 1;
     }
 }
 
@@ -99,4 +103,45 @@ fn input_reaches_the_client_and_overruns_are_counted() {
     // Nothing received: the interrupt is acknowledged, the client left alone.
     d.notified(&mut os, ChannelSet::single(IRQ)).unwrap();
     assert_eq!(os.take(), vec![Event::IrqAck(IRQ)]);
+}
+
+/// A UART that receives one more byte while the driver acknowledges.
+struct LateUart {
+    inner: FakeUart,
+    late: Option<u8>,
+}
+
+impl Uart for LateUart {
+    fn try_send(&mut self, byte: u8) -> bool {
+        (&mut self.inner).try_send(byte)
+    }
+    fn receive(&mut self) -> Option<u8> {
+        let b = (&mut self.inner).receive();
+        if b.is_none() {
+            // Arrives just after the FIFO looked empty.
+            if let Some(l) = self.late.take() {
+                self.inner.incoming.push_back(l);
+            }
+        }
+        b
+    }
+    fn enable_rx_interrupt(&mut self) {}
+}
+
+#[test]
+fn a_byte_arriving_during_the_acknowledgement_is_not_stranded() {
+    let (tx_w, tx_r) = stream(256);
+    let (rx_w, mut rx_r) = stream(256);
+    let _ = tx_w;
+    let mut os = MockOs::new();
+    let uart = LateUart {
+        inner: FakeUart::default(),
+        late: Some(b'\n'),
+    };
+    let mut d = SerialDriver::init(&mut os, uart, tx_r, rx_w, CLIENT, IRQ);
+    d.uart.inner.incoming.extend(b"status");
+    d.notified(&mut os, ChannelSet::single(IRQ)).unwrap();
+    let mut buf = [0u8; 16];
+    let n = rx_r.read(&mut buf);
+    assert_eq!(&buf[..n], b"status\n");
 }

@@ -54,13 +54,15 @@ mod hw {
         }
         fn receive(&mut self) -> Option<u8> {
             if self.read(FR) & FR_RXFE != 0 {
-                self.write(ICR, RX_INTERRUPTS);
                 return None;
             }
             Some(self.read(DR) as u8)
         }
         fn enable_rx_interrupt(&mut self) {
             self.write(IMSC, RX_INTERRUPTS);
+        }
+        fn clear_rx_interrupt(&mut self) {
+            self.write(ICR, RX_INTERRUPTS);
         }
     }
 }
