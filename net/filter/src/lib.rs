@@ -1,0 +1,318 @@
+//! The packet filter: sits in a T-junction between IP and the transports
+//! and sees every packet both ways.
+//!
+//! - A packet is an IPv4 packet, checked through smoltcp's wire types; one
+//!   that does not parse is dropped.
+//! - Flows: a packet that belongs to a flow already seen (same protocol and
+//!   the same two address/port pairs, either way round) passes, whatever the
+//!   rules say: established traffic is not cut by a rule change or by the
+//!   filter's own restart once the flow table is reloaded.
+//! - A packet that starts a flow is checked against the rules in order;
+//!   the first that matches decides; none matching, the default policy
+//!   does. A passed packet that starts a flow records it. For TCP only a
+//!   SYN (without ACK) starts a flow; any other TCP segment of an unknown
+//!   flow is dropped.
+//! - The flow table is bounded ([`MAX_FLOWS`]): when full, the flow idle
+//!   longest goes. Flows expire after [`TCP_IDLE_NS`] / [`UDP_IDLE_NS`]
+//!   without a packet, and a TCP flow that saw a FIN or RST after
+//!   [`TCP_CLOSING_NS`].
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+use heapless::Vec;
+use smoltcp::wire::{IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket, UdpPacket};
+
+/// Flows tracked at once.
+pub const MAX_FLOWS: usize = 256;
+/// Rules at most.
+pub const MAX_RULES: usize = 32;
+/// An idle TCP flow is forgotten after this long.
+pub const TCP_IDLE_NS: u64 = 300_000_000_000;
+/// A TCP flow that saw FIN or RST is forgotten after this long.
+pub const TCP_CLOSING_NS: u64 = 10_000_000_000;
+/// An idle UDP flow is forgotten after this long.
+pub const UDP_IDLE_NS: u64 = 60_000_000_000;
+
+/// Which way a packet goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From the network to the system.
+    In,
+    /// From the system to the network.
+    Out,
+}
+
+/// What to do with a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Let it through.
+    Pass,
+    /// Drop it.
+    Drop,
+}
+
+/// Which protocols a rule covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    /// Any protocol.
+    Any,
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// ICMP.
+    Icmp,
+}
+
+/// An address and prefix length: `10.0.2.0/24`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Net {
+    /// The address.
+    pub addr: Ipv4Address,
+    /// Prefix length, 0 to 32.
+    pub prefix_len: u8,
+}
+
+impl Net {
+    fn contains(&self, a: Ipv4Address) -> bool {
+        let mask = match self.prefix_len {
+            0 => 0,
+            n => u32::MAX << (32 - u32::from(n.min(32))),
+        };
+        u32::from(a) & mask == u32::from(self.addr) & mask
+    }
+}
+
+/// One rule. Unset fields match anything. Addresses and ports are seen
+/// from the system: `remote` is the other end, `local_port` ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// What to do with a matching packet.
+    pub action: Action,
+    /// Which way, if only one.
+    pub direction: Option<Direction>,
+    /// Which protocol.
+    pub proto: Proto,
+    /// The other end's network.
+    pub remote: Option<Net>,
+    /// Our port range (TCP and UDP).
+    pub local_ports: Option<(u16, u16)>,
+}
+
+/// The rules and the default policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// In order; the first that matches decides.
+    pub rules: Vec<Rule, MAX_RULES>,
+    /// When no rule matches.
+    pub default: Action,
+}
+
+/// A flow: protocol and both ends, ours first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowKey {
+    /// IP protocol number.
+    pub proto: u8,
+    /// Our address and port (0 for ICMP).
+    pub local: (Ipv4Address, u16),
+    /// The other end.
+    pub remote: (Ipv4Address, u16),
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Flow {
+    key: FlowKey,
+    last: u64,
+    closing: bool,
+}
+
+/// What the filter counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Passed as part of a known flow.
+    pub passed_established: u64,
+    /// Passed by a rule or the default.
+    pub passed_new: u64,
+    /// Dropped by a rule or the default.
+    pub dropped_policy: u64,
+    /// Dropped as malformed.
+    pub dropped_malformed: u64,
+    /// TCP segments of unknown flows that were not SYNs.
+    pub dropped_stray: u64,
+}
+
+/// The filter.
+pub struct Filter {
+    policy: Policy,
+    flows: Vec<Flow, MAX_FLOWS>,
+    stats: Stats,
+}
+
+/// A packet's protocol, both ends and TCP flags, as the filter needs them.
+struct Summary {
+    key: FlowKey,
+    syn_only: bool,
+    fin_or_rst: bool,
+}
+
+fn summarize(dir: Direction, packet: &[u8]) -> Option<Summary> {
+    let ip = Ipv4Packet::new_checked(packet).ok()?;
+    if !ip.verify_checksum() {
+        return None;
+    }
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    let proto = ip.next_header();
+    let payload = ip.payload();
+    let (sport, dport, syn_only, fin_or_rst) = match proto {
+        IpProtocol::Tcp => {
+            let t = TcpPacket::new_checked(payload).ok()?;
+            (
+                t.src_port(),
+                t.dst_port(),
+                t.syn() && !t.ack(),
+                t.fin() || t.rst(),
+            )
+        }
+        IpProtocol::Udp => {
+            let u = UdpPacket::new_checked(payload).ok()?;
+            (u.src_port(), u.dst_port(), false, false)
+        }
+        _ => (0, 0, false, false),
+    };
+    let key = match dir {
+        Direction::In => FlowKey {
+            proto: proto.into(),
+            local: (dst, dport),
+            remote: (src, sport),
+        },
+        Direction::Out => FlowKey {
+            proto: proto.into(),
+            local: (src, sport),
+            remote: (dst, dport),
+        },
+    };
+    Some(Summary {
+        key,
+        syn_only,
+        fin_or_rst,
+    })
+}
+
+impl Rule {
+    fn matches(&self, dir: Direction, key: &FlowKey) -> bool {
+        let proto_ok = match self.proto {
+            Proto::Any => true,
+            Proto::Tcp => key.proto == u8::from(IpProtocol::Tcp),
+            Proto::Udp => key.proto == u8::from(IpProtocol::Udp),
+            Proto::Icmp => key.proto == u8::from(IpProtocol::Icmp),
+        };
+        proto_ok
+            && self.direction.is_none_or(|d| d == dir)
+            && self.remote.is_none_or(|n| n.contains(key.remote.0))
+            && self
+                .local_ports
+                .is_none_or(|(lo, hi)| (lo..=hi).contains(&key.local.1))
+    }
+}
+
+impl Filter {
+    /// A filter with `policy` and no flows.
+    pub fn new(policy: Policy) -> Filter {
+        Filter {
+            policy,
+            flows: Vec::new(),
+            stats: Stats::default(),
+        }
+    }
+
+    /// What was counted.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The flows known now (to save in the state store).
+    pub fn flows(&self) -> impl Iterator<Item = FlowKey> + '_ {
+        self.flows.iter().map(|f| f.key)
+    }
+
+    /// Takes back a flow saved before a restart.
+    pub fn restore_flow(&mut self, key: FlowKey, now: u64) {
+        self.remember(key, now, false);
+    }
+
+    fn idle_limit(f: &Flow) -> u64 {
+        if f.closing {
+            TCP_CLOSING_NS
+        } else if f.key.proto == u8::from(IpProtocol::Tcp) {
+            TCP_IDLE_NS
+        } else {
+            UDP_IDLE_NS
+        }
+    }
+
+    /// Forgets flows idle too long.
+    pub fn expire(&mut self, now: u64) {
+        self.flows
+            .retain(|f| now.saturating_sub(f.last) < Self::idle_limit(f));
+    }
+
+    fn remember(&mut self, key: FlowKey, now: u64, closing: bool) {
+        if let Some(f) = self.flows.iter_mut().find(|f| f.key == key) {
+            f.last = now;
+            f.closing |= closing;
+            return;
+        }
+        if self.flows.is_full() {
+            self.expire(now);
+        }
+        if self.flows.is_full() {
+            let idle = (0..self.flows.len())
+                .min_by_key(|&i| self.flows[i].last)
+                .unwrap_or(0);
+            self.flows.swap_remove(idle);
+        }
+        let _ = self.flows.push(Flow {
+            key,
+            last: now,
+            closing,
+        });
+    }
+
+    /// Decides about one packet going `dir` at time `now`.
+    pub fn check(&mut self, dir: Direction, packet: &[u8], now: u64) -> Action {
+        let Some(s) = summarize(dir, packet) else {
+            self.stats.dropped_malformed += 1;
+            return Action::Drop;
+        };
+        if let Some(f) = self.flows.iter_mut().find(|f| f.key == s.key) {
+            if now.saturating_sub(f.last) < Self::idle_limit(f) {
+                f.last = now;
+                f.closing |= s.fin_or_rst;
+                self.stats.passed_established += 1;
+                return Action::Pass;
+            }
+        }
+        let is_tcp = s.key.proto == u8::from(IpProtocol::Tcp);
+        if is_tcp && !s.syn_only {
+            self.stats.dropped_stray += 1;
+            return Action::Drop;
+        }
+        let action = self
+            .policy
+            .rules
+            .iter()
+            .find(|r| r.matches(dir, &s.key))
+            .map_or(self.policy.default, |r| r.action);
+        match action {
+            Action::Pass => {
+                self.stats.passed_new += 1;
+                self.remember(s.key, now, false);
+            }
+            Action::Drop => self.stats.dropped_policy += 1,
+        }
+        action
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,230 @@
+use super::*;
+use proptest::prelude::*;
+use smoltcp::phy::ChecksumCapabilities;
+use smoltcp::wire::{Ipv4Repr, TcpControl, TcpRepr, TcpSeqNumber, UdpRepr};
+
+const US: Ipv4Address = Ipv4Address::new(10, 0, 2, 15);
+const HOST: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
+const FAR: Ipv4Address = Ipv4Address::new(192, 0, 2, 9);
+
+fn ip(src: Ipv4Address, dst: Ipv4Address, proto: IpProtocol, payload: &[u8]) -> std::vec::Vec<u8> {
+    let repr = Ipv4Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header: proto,
+        payload_len: payload.len(),
+        hop_limit: 64,
+    };
+    let mut buf = vec![0u8; 20 + payload.len()];
+    let mut p = Ipv4Packet::new_unchecked(&mut buf[..]);
+    repr.emit(&mut p, &ChecksumCapabilities::default());
+    p.payload_mut().copy_from_slice(payload);
+    buf
+}
+
+fn tcp(
+    src: (Ipv4Address, u16),
+    dst: (Ipv4Address, u16),
+    control: TcpControl,
+    ack: bool,
+) -> std::vec::Vec<u8> {
+    let repr = TcpRepr {
+        src_port: src.1,
+        dst_port: dst.1,
+        control,
+        seq_number: TcpSeqNumber(100),
+        ack_number: ack.then_some(TcpSeqNumber(1)),
+        window_len: 1000,
+        window_scale: None,
+        max_seg_size: None,
+        sack_permitted: false,
+        sack_ranges: [None, None, None],
+        timestamp: None,
+        payload: b"",
+    };
+    let mut buf = vec![0u8; repr.buffer_len()];
+    repr.emit(
+        &mut TcpPacket::new_unchecked(&mut buf[..]),
+        &src.0.into(),
+        &dst.0.into(),
+        &ChecksumCapabilities::default(),
+    );
+    ip(src.0, dst.0, IpProtocol::Tcp, &buf)
+}
+
+fn udp(src: (Ipv4Address, u16), dst: (Ipv4Address, u16)) -> std::vec::Vec<u8> {
+    let repr = UdpRepr {
+        src_port: src.1,
+        dst_port: dst.1,
+    };
+    let mut buf = vec![0u8; 8 + 4];
+    repr.emit(
+        &mut UdpPacket::new_unchecked(&mut buf[..]),
+        &src.0.into(),
+        &dst.0.into(),
+        4,
+        |b| b.copy_from_slice(b"ping"),
+        &ChecksumCapabilities::default(),
+    );
+    ip(src.0, dst.0, IpProtocol::Udp, &buf)
+}
+
+/// Services on 7, 9 and 80 open to everyone; everything else in is dropped;
+/// everything out passes.
+fn policy() -> Policy {
+    let mut rules = Vec::new();
+    for (lo, hi) in [(7, 7), (9, 9), (80, 80)] {
+        let _ = rules.push(Rule {
+            action: Action::Pass,
+            direction: Some(Direction::In),
+            proto: Proto::Any,
+            remote: None,
+            local_ports: Some((lo, hi)),
+        });
+    }
+    let _ = rules.push(Rule {
+        action: Action::Pass,
+        direction: Some(Direction::Out),
+        proto: Proto::Any,
+        remote: None,
+        local_ports: None,
+    });
+    Policy {
+        rules,
+        default: Action::Drop,
+    }
+}
+
+#[test]
+fn services_open_others_closed() {
+    let mut f = Filter::new(policy());
+    let syn = tcp((HOST, 5000), (US, 7), TcpControl::Syn, false);
+    assert_eq!(f.check(Direction::In, &syn, 0), Action::Pass);
+    let syn22 = tcp((HOST, 5000), (US, 22), TcpControl::Syn, false);
+    assert_eq!(f.check(Direction::In, &syn22, 0), Action::Drop);
+    assert_eq!(
+        f.check(Direction::In, &udp((HOST, 5000), (US, 7)), 0),
+        Action::Pass
+    );
+    assert_eq!(
+        f.check(Direction::In, &udp((HOST, 5000), (US, 53)), 0),
+        Action::Drop
+    );
+    assert_eq!(f.stats().dropped_policy, 2);
+}
+
+#[test]
+fn established_flows_pass_both_ways_and_strays_do_not() {
+    let mut f = Filter::new(policy());
+    // Our reply to a connection that was never opened: out passes by rule,
+    // but it is no SYN, so it is a stray.
+    let stray = tcp((US, 7), (HOST, 5000), TcpControl::None, true);
+    assert_eq!(f.check(Direction::Out, &stray, 0), Action::Drop);
+    assert_eq!(f.stats().dropped_stray, 1);
+    // Opened from outside: the rest of the flow passes either way.
+    let syn = tcp((HOST, 5000), (US, 7), TcpControl::Syn, false);
+    assert_eq!(f.check(Direction::In, &syn, 0), Action::Pass);
+    let synack = tcp((US, 7), (HOST, 5000), TcpControl::Syn, true);
+    assert_eq!(f.check(Direction::Out, &synack, 1), Action::Pass);
+    let ack = tcp((HOST, 5000), (US, 7), TcpControl::None, true);
+    assert_eq!(f.check(Direction::In, &ack, 2), Action::Pass);
+    assert_eq!(f.stats().passed_established, 2);
+    // A flow we opened to a port the in-rules do not open: replies pass.
+    let out = udp((US, 40000), (FAR, 53));
+    assert_eq!(f.check(Direction::Out, &out, 3), Action::Pass);
+    let reply = udp((FAR, 53), (US, 40000));
+    assert_eq!(f.check(Direction::In, &reply, 4), Action::Pass);
+    // But not from another port of the same host.
+    let other = udp((FAR, 54), (US, 40000));
+    assert_eq!(f.check(Direction::In, &other, 5), Action::Drop);
+}
+
+#[test]
+fn flows_expire_and_closing_ones_sooner() {
+    let mut f = Filter::new(policy());
+    let out = udp((US, 40000), (FAR, 53));
+    let reply = udp((FAR, 53), (US, 40000));
+    f.check(Direction::Out, &out, 0);
+    assert_eq!(
+        f.check(Direction::In, &reply, UDP_IDLE_NS - 1),
+        Action::Pass
+    );
+    assert_eq!(
+        f.check(Direction::In, &reply, 2 * UDP_IDLE_NS),
+        Action::Drop
+    );
+    // TCP: a FIN shortens the flow's life.
+    let syn = tcp((HOST, 5001), (US, 80), TcpControl::Syn, false);
+    f.check(Direction::In, &syn, 0);
+    let fin = tcp((HOST, 5001), (US, 80), TcpControl::Fin, true);
+    assert_eq!(f.check(Direction::In, &fin, 1), Action::Pass);
+    let late = tcp((HOST, 5001), (US, 80), TcpControl::None, true);
+    assert_eq!(
+        f.check(Direction::In, &late, 2 + TCP_CLOSING_NS),
+        Action::Drop
+    );
+}
+
+#[test]
+fn the_flow_table_is_bounded_and_survives_a_restart() {
+    let mut f = Filter::new(policy());
+    for p in 0..(MAX_FLOWS as u16 + 10) {
+        f.check(
+            Direction::Out,
+            &udp((US, 10000 + p), (FAR, 53)),
+            u64::from(p),
+        );
+    }
+    assert_eq!(f.flows().count(), MAX_FLOWS);
+    // The oldest went; the newest is there.
+    assert_eq!(
+        f.check(Direction::In, &udp((FAR, 53), (US, 10000)), 1000),
+        Action::Drop
+    );
+    assert_eq!(
+        f.check(
+            Direction::In,
+            &udp((FAR, 53), (US, 10000 + MAX_FLOWS as u16 + 9)),
+            1000
+        ),
+        Action::Pass
+    );
+    // A new filter with the saved flows lets established traffic on.
+    let saved: std::vec::Vec<FlowKey> = f.flows().collect();
+    let mut g = Filter::new(policy());
+    for k in saved {
+        g.restore_flow(k, 2000);
+    }
+    assert_eq!(
+        g.check(
+            Direction::In,
+            &udp((FAR, 53), (US, 10000 + MAX_FLOWS as u16 + 9)),
+            2001
+        ),
+        Action::Pass
+    );
+}
+
+#[test]
+fn malformed_packets_are_dropped() {
+    let mut f = Filter::new(Policy {
+        rules: Vec::new(),
+        default: Action::Pass,
+    });
+    let mut bad = udp((HOST, 1), (US, 7));
+    bad[10] ^= 1; // IP header checksum
+    assert_eq!(f.check(Direction::In, &bad, 0), Action::Drop);
+    let short_tcp = ip(HOST, US, IpProtocol::Tcp, &[0u8; 10]);
+    assert_eq!(f.check(Direction::In, &short_tcp, 0), Action::Drop);
+    assert_eq!(f.check(Direction::In, &[0x45, 0], 0), Action::Drop);
+    assert_eq!(f.stats().dropped_malformed, 3);
+}
+
+proptest! {
+    #[test]
+    fn random_packets_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), out in any::<bool>()) {
+        let mut f = Filter::new(policy());
+        let dir = if out { Direction::Out } else { Direction::In };
+        let _ = f.check(dir, &bytes, 0);
+    }
+}
