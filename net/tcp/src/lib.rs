@@ -1,0 +1,296 @@
+//! The TCP service: smoltcp's TCP state machine (no hand-written TCP) over
+//! IPv4 packets that arrive from the packet filter and leave towards it.
+//!
+//! The service is an smoltcp `Interface` of medium IP whose "device" is a
+//! pair of bounded queues: [`TcpService::input`] queues a packet from the
+//! filter, [`TcpService::poll`] runs smoltcp and hands every packet it
+//! emits to the caller. Each listening port has a number of sockets, so
+//! that that many connections can be open on it at once; a socket whose
+//! connection ended listens again.
+//!
+//! Services: for now the applications run inside this PD, as handlers of
+//! their port ([`App`]): echo (RFC 862) returns every byte, discard (RFC
+//! 863) drops them. Applications as PDs of their own need a socket
+//! interface over rings; that is the next step.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::collections::VecDeque;
+use alloc::vec;
+use alloc::vec::Vec;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{HardwareAddress, IpCidr, Ipv4Address};
+
+/// Largest packet.
+pub const MTU: usize = 1500;
+/// Packets queued towards smoltcp before more are dropped.
+pub const INPUT_QUEUE: usize = 64;
+
+/// What serves a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum App {
+    /// Every byte received is sent back.
+    Echo,
+    /// Every byte received is dropped.
+    Discard,
+}
+
+/// A listening port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Listen {
+    /// The port.
+    pub port: u16,
+    /// What serves it.
+    pub app: App,
+    /// Connections at once.
+    pub sockets: usize,
+    /// Bytes of receive and of send buffer per socket.
+    pub buffer: usize,
+}
+
+/// What the service counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Packets taken in.
+    pub packets_in: u64,
+    /// Packets dropped because the input queue was full or they were too long.
+    pub dropped_in: u64,
+    /// Packets sent.
+    pub packets_out: u64,
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Bytes received by the apps.
+    pub bytes_in: u64,
+    /// Bytes sent by the apps.
+    pub bytes_out: u64,
+}
+
+struct Queues {
+    rx: VecDeque<Vec<u8>>,
+    tx: Vec<Vec<u8>>,
+}
+
+struct Rx(Vec<u8>);
+struct Tx<'a>(&'a mut Vec<Vec<u8>>);
+
+impl RxToken for Rx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl TxToken for Tx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut buf = vec![0u8; len];
+        let r = f(&mut buf);
+        self.0.push(buf);
+        r
+    }
+}
+
+impl Device for Queues {
+    type RxToken<'a> = Rx;
+    type TxToken<'a> = Tx<'a>;
+
+    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
+        let p = self.rx.pop_front()?;
+        Some((Rx(p), Tx(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
+        Some(Tx(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ip;
+        caps.max_transmission_unit = MTU;
+        caps
+    }
+}
+
+struct Slot {
+    handle: SocketHandle,
+    listen: Listen,
+    was_open: bool,
+}
+
+/// The TCP service.
+pub struct TcpService {
+    iface: Interface,
+    dev: Queues,
+    sockets: SocketSet<'static>,
+    slots: Vec<Slot>,
+    stats: Stats,
+}
+
+fn instant(ns: u64) -> Instant {
+    Instant::from_micros((ns / 1_000) as i64)
+}
+
+impl TcpService {
+    /// A service at `addr/prefix_len` (routing through `gateway`) with
+    /// `listens` open, at time `now_ns`.
+    pub fn new(
+        addr: Ipv4Address,
+        prefix_len: u8,
+        gateway: Option<Ipv4Address>,
+        listens: &[Listen],
+        now_ns: u64,
+    ) -> TcpService {
+        let mut dev = Queues {
+            rx: VecDeque::new(),
+            tx: Vec::new(),
+        };
+        let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, instant(now_ns));
+        iface.update_ip_addrs(|a| {
+            let _ = a.push(IpCidr::new(addr.into(), prefix_len));
+        });
+        if let Some(gw) = gateway {
+            let _ = iface.routes_mut().add_default_ipv4_route(gw);
+        }
+        let mut sockets = SocketSet::new(Vec::new());
+        let mut slots = Vec::new();
+        for l in listens {
+            for _ in 0..l.sockets.max(1) {
+                let s = tcp::Socket::new(
+                    tcp::SocketBuffer::new(vec![0; l.buffer]),
+                    tcp::SocketBuffer::new(vec![0; l.buffer]),
+                );
+                let handle = sockets.add(s);
+                slots.push(Slot {
+                    handle,
+                    listen: *l,
+                    was_open: false,
+                });
+            }
+        }
+        let mut svc = TcpService {
+            iface,
+            dev,
+            sockets,
+            slots,
+            stats: Stats::default(),
+        };
+        svc.relisten();
+        svc
+    }
+
+    /// What was counted.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// The ports listened on.
+    pub fn ports(&self) -> impl Iterator<Item = u16> + '_ {
+        self.slots.iter().map(|s| s.listen.port)
+    }
+
+    fn relisten(&mut self) {
+        for slot in &mut self.slots {
+            let s = self.sockets.get_mut::<tcp::Socket>(slot.handle);
+            if !s.is_open() {
+                if slot.was_open {
+                    slot.was_open = false;
+                }
+                if let Err(e) = s.listen(slot.listen.port) {
+                    log::warn!("cannot listen on port {}: {e}", slot.listen.port);
+                }
+            }
+        }
+    }
+
+    /// Queues an IPv4 packet from the filter.
+    pub fn input(&mut self, packet: &[u8]) {
+        if self.dev.rx.len() >= INPUT_QUEUE || packet.len() > MTU {
+            self.stats.dropped_in += 1;
+            return;
+        }
+        self.stats.packets_in += 1;
+        self.dev.rx.push_back(packet.to_vec());
+    }
+
+    /// Runs TCP and the apps at `now_ns`; every packet to send goes to
+    /// `out`.
+    pub fn poll(&mut self, now_ns: u64, out: &mut dyn FnMut(&[u8])) {
+        let now = instant(now_ns);
+        // Until nothing moves: packets in, apps, packets out.
+        for _ in 0..64 {
+            self.iface.poll(now, &mut self.dev, &mut self.sockets);
+            let moved = self.serve();
+            self.relisten();
+            for p in self.dev.tx.drain(..) {
+                self.stats.packets_out += 1;
+                out(&p);
+            }
+            if !moved && self.dev.rx.is_empty() {
+                break;
+            }
+        }
+    }
+
+    /// Runs the apps once; whether any byte moved.
+    fn serve(&mut self) -> bool {
+        let mut moved = false;
+        for slot in &mut self.slots {
+            let s = self.sockets.get_mut::<tcp::Socket>(slot.handle);
+            if s.is_active() && !slot.was_open {
+                slot.was_open = true;
+                self.stats.accepted += 1;
+            }
+            match slot.listen.app {
+                App::Echo => {
+                    while s.can_recv() && s.can_send() {
+                        let room = s.send_capacity() - s.send_queue();
+                        let mut chunk = [0u8; 1024];
+                        let want = room.min(chunk.len());
+                        if want == 0 {
+                            break;
+                        }
+                        let n = s.recv_slice(&mut chunk[..want]).unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        let sent = s.send_slice(&chunk[..n]).unwrap_or(0);
+                        self.stats.bytes_in += n as u64;
+                        self.stats.bytes_out += sent as u64;
+                        moved = true;
+                    }
+                }
+                App::Discard => {
+                    while s.can_recv() {
+                        let n = s.recv(|b| (b.len(), b.len())).unwrap_or(0);
+                        if n == 0 {
+                            break;
+                        }
+                        self.stats.bytes_in += n as u64;
+                        moved = true;
+                    }
+                }
+            }
+            // The peer closed its side and everything was answered: close ours.
+            if !s.may_recv() && s.may_send() && s.send_queue() == 0 {
+                s.close();
+                moved = true;
+            }
+        }
+        moved
+    }
+
+    /// When [`TcpService::poll`] must run next (retransmissions, delayed
+    /// ACKs, keep-alive), in nanoseconds; `None` if only a packet can
+    /// make work.
+    pub fn poll_at(&mut self, now_ns: u64) -> Option<u64> {
+        self.iface
+            .poll_at(instant(now_ns), &self.sockets)
+            .map(|t| (t.total_micros().max(0) as u64).saturating_mul(1_000))
+    }
+}
+
+#[cfg(test)]
+mod tests;
