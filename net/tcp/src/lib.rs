@@ -17,17 +17,15 @@
 
 extern crate alloc;
 
-use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
+use axolotl_netqueue::Queues;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
-use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpCidr, Ipv4Address};
 
-/// Largest packet.
-pub const MTU: usize = 1500;
+pub use axolotl_netqueue::MTU;
 /// Packets queued towards smoltcp before more are dropped.
 pub const INPUT_QUEUE: usize = 64;
 
@@ -70,50 +68,6 @@ pub struct Stats {
     pub bytes_out: u64,
 }
 
-struct Queues {
-    rx: VecDeque<Vec<u8>>,
-    tx: Vec<Vec<u8>>,
-}
-
-struct Rx(Vec<u8>);
-struct Tx<'a>(&'a mut Vec<Vec<u8>>);
-
-impl RxToken for Rx {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        f(&self.0)
-    }
-}
-
-impl TxToken for Tx<'_> {
-    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut buf = vec![0u8; len];
-        let r = f(&mut buf);
-        self.0.push(buf);
-        r
-    }
-}
-
-impl Device for Queues {
-    type RxToken<'a> = Rx;
-    type TxToken<'a> = Tx<'a>;
-
-    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
-        let p = self.rx.pop_front()?;
-        Some((Rx(p), Tx(&mut self.tx)))
-    }
-
-    fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
-        Some(Tx(&mut self.tx))
-    }
-
-    fn capabilities(&self) -> DeviceCapabilities {
-        let mut caps = DeviceCapabilities::default();
-        caps.medium = Medium::Ip;
-        caps.max_transmission_unit = MTU;
-        caps
-    }
-}
-
 struct Slot {
     handle: SocketHandle,
     listen: Listen,
@@ -143,10 +97,7 @@ impl TcpService {
         listens: &[Listen],
         now_ns: u64,
     ) -> TcpService {
-        let mut dev = Queues {
-            rx: VecDeque::new(),
-            tx: Vec::new(),
-        };
+        let mut dev = Queues::new(INPUT_QUEUE);
         let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, instant(now_ns));
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(addr.into(), prefix_len));
@@ -207,12 +158,11 @@ impl TcpService {
 
     /// Queues an IPv4 packet from the filter.
     pub fn input(&mut self, packet: &[u8]) {
-        if self.dev.rx.len() >= INPUT_QUEUE || packet.len() > MTU {
+        if self.dev.push(packet) {
+            self.stats.packets_in += 1;
+        } else {
             self.stats.dropped_in += 1;
-            return;
         }
-        self.stats.packets_in += 1;
-        self.dev.rx.push_back(packet.to_vec());
     }
 
     /// Runs TCP and the apps at `now_ns`; every packet to send goes to
@@ -220,15 +170,19 @@ impl TcpService {
     pub fn poll(&mut self, now_ns: u64, out: &mut dyn FnMut(&[u8])) {
         let now = instant(now_ns);
         // Until nothing moves: packets in, apps, packets out.
-        for _ in 0..64 {
+        for _ in 0..256 {
             self.iface.poll(now, &mut self.dev, &mut self.sockets);
             let moved = self.serve();
             self.relisten();
-            for p in self.dev.tx.drain(..) {
+            // smoltcp sends at most one packet per socket per poll: go on
+            // while anything leaves.
+            let mut sent = false;
+            for p in self.dev.take_sent() {
                 self.stats.packets_out += 1;
+                sent = true;
                 out(&p);
             }
-            if !moved && self.dev.rx.is_empty() {
+            if !moved && !sent && !self.dev.has_input() {
                 break;
             }
         }

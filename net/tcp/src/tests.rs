@@ -1,4 +1,5 @@
 use super::*;
+use smoltcp::time::Instant;
 use smoltcp::wire::IpAddress;
 
 const US: Ipv4Address = Ipv4Address::new(10, 0, 2, 15);
@@ -13,10 +14,7 @@ struct Peer {
 
 impl Peer {
     fn new() -> Peer {
-        let mut dev = Queues {
-            rx: VecDeque::new(),
-            tx: Vec::new(),
-        };
+        let mut dev = Queues::new(1024);
         let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, Instant::ZERO);
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(PEER.into(), 24));
@@ -71,7 +69,8 @@ fn service() -> TcpService {
 fn step(svc: &mut TcpService, peer: &mut Peer, t_ms: u64, lose: u64, count: &mut u64) {
     let now = Instant::from_millis(t_ms as i64);
     peer.iface.poll(now, &mut peer.dev, &mut peer.sockets);
-    for p in peer.dev.tx.drain(..) {
+    let sent: Vec<Vec<u8>> = peer.dev.take_sent().collect();
+    for p in sent {
         *count += 1;
         if lose != 0 && (*count).is_multiple_of(lose) {
             continue;
@@ -80,7 +79,9 @@ fn step(svc: &mut TcpService, peer: &mut Peer, t_ms: u64, lose: u64, count: &mut
     }
     let mut back = Vec::new();
     svc.poll(t_ms * 1_000_000, &mut |p| back.push(p.to_vec()));
-    peer.dev.rx.extend(back);
+    for p in back {
+        peer.dev.push(&p);
+    }
 }
 
 fn pattern(n: usize, seed: u8) -> Vec<u8> {

@@ -1,0 +1,124 @@
+//! An smoltcp [`Device`] of medium IP made of two queues: packets pushed
+//! with [`Queues::push`] are what smoltcp receives; what smoltcp sends
+//! collects in [`Queues::take_sent`]. The transport PDs (TCP, UDP) run an
+//! smoltcp `Interface` over it, fed from and draining into their rings.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+extern crate alloc;
+
+use alloc::collections::VecDeque;
+use alloc::vec;
+use alloc::vec::Vec;
+use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::time::Instant;
+
+/// Largest packet.
+pub const MTU: usize = 1500;
+
+/// The device.
+pub struct Queues {
+    rx: VecDeque<Vec<u8>>,
+    tx: Vec<Vec<u8>>,
+    limit: usize,
+    dropped: u64,
+}
+
+/// What smoltcp receives.
+pub struct Rx(Vec<u8>);
+/// Where smoltcp sends.
+pub struct Tx<'a>(&'a mut Vec<Vec<u8>>);
+
+impl RxToken for Rx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl TxToken for Tx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut buf = vec![0u8; len];
+        let r = f(&mut buf);
+        self.0.push(buf);
+        r
+    }
+}
+
+impl Queues {
+    /// Queues holding at most `limit` received packets.
+    pub fn new(limit: usize) -> Queues {
+        Queues {
+            rx: VecDeque::new(),
+            tx: Vec::new(),
+            limit,
+            dropped: 0,
+        }
+    }
+
+    /// Queues a packet for smoltcp; false (and counted) if the queue is
+    /// full or the packet longer than [`MTU`].
+    pub fn push(&mut self, packet: &[u8]) -> bool {
+        if self.rx.len() >= self.limit || packet.len() > MTU {
+            self.dropped += 1;
+            return false;
+        }
+        self.rx.push_back(packet.to_vec());
+        true
+    }
+
+    /// Whether packets wait for smoltcp.
+    pub fn has_input(&self) -> bool {
+        !self.rx.is_empty()
+    }
+
+    /// Packets refused by [`Queues::push`].
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// What smoltcp sent since the last call.
+    pub fn take_sent(&mut self) -> impl Iterator<Item = Vec<u8>> + '_ {
+        self.tx.drain(..)
+    }
+}
+
+impl Device for Queues {
+    type RxToken<'a> = Rx;
+    type TxToken<'a> = Tx<'a>;
+
+    fn receive(&mut self, _: Instant) -> Option<(Rx, Tx<'_>)> {
+        let p = self.rx.pop_front()?;
+        Some((Rx(p), Tx(&mut self.tx)))
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<Tx<'_>> {
+        Some(Tx(&mut self.tx))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut caps = DeviceCapabilities::default();
+        caps.medium = Medium::Ip;
+        caps.max_transmission_unit = MTU;
+        caps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_in_and_collected_out() {
+        let mut q = Queues::new(2);
+        assert!(q.push(b"one") && q.push(b"two"));
+        assert!(!q.push(b"three"));
+        assert!(!q.push(&[0; MTU + 1]));
+        assert_eq!(q.dropped(), 2);
+        let (rx, tx) = q.receive(Instant::ZERO).unwrap();
+        assert_eq!(rx.consume(|b| b.to_vec()), b"one");
+        tx.consume(3, |b| b.copy_from_slice(b"out"));
+        let sent: Vec<Vec<u8>> = q.take_sent().collect();
+        assert_eq!(sent, vec![b"out".to_vec()]);
+        assert!(q.has_input());
+    }
+}
