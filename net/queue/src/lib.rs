@@ -10,8 +10,35 @@ extern crate alloc;
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;
+use smoltcp::iface::{Config, Interface};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::time::Instant;
+use smoltcp::wire::{HardwareAddress, IpCidr, Ipv4Address};
+
+/// Nanoseconds (the PDs' time) as smoltcp's time.
+pub fn instant(ns: u64) -> Instant {
+    Instant::from_micros((ns / 1_000) as i64)
+}
+
+/// A device with room for `limit` packets in, and an smoltcp interface
+/// over it at `addr/prefix_len`, routing through `gateway`.
+pub fn interface(
+    addr: Ipv4Address,
+    prefix_len: u8,
+    gateway: Option<Ipv4Address>,
+    limit: usize,
+    now_ns: u64,
+) -> (Interface, Queues) {
+    let mut dev = Queues::new(limit);
+    let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, instant(now_ns));
+    iface.update_ip_addrs(|a| {
+        let _ = a.push(IpCidr::new(addr.into(), prefix_len));
+    });
+    if let Some(gw) = gateway {
+        let _ = iface.routes_mut().add_default_ipv4_route(gw);
+    }
+    (iface, dev)
+}
 
 /// Largest packet.
 pub const MTU: usize = 1500;

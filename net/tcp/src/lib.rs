@@ -19,11 +19,10 @@ extern crate alloc;
 
 use alloc::vec;
 use alloc::vec::Vec;
-use axolotl_netqueue::Queues;
-use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use axolotl_netqueue::{instant, Queues};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
-use smoltcp::time::Instant;
-use smoltcp::wire::{HardwareAddress, IpCidr, Ipv4Address};
+use smoltcp::wire::Ipv4Address;
 
 pub use axolotl_netqueue::MTU;
 /// Packets queued towards smoltcp before more are dropped.
@@ -83,10 +82,6 @@ pub struct TcpService {
     stats: Stats,
 }
 
-fn instant(ns: u64) -> Instant {
-    Instant::from_micros((ns / 1_000) as i64)
-}
-
 impl TcpService {
     /// A service at `addr/prefix_len` (routing through `gateway`) with
     /// `listens` open, at time `now_ns`.
@@ -97,14 +92,8 @@ impl TcpService {
         listens: &[Listen],
         now_ns: u64,
     ) -> TcpService {
-        let mut dev = Queues::new(INPUT_QUEUE);
-        let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, instant(now_ns));
-        iface.update_ip_addrs(|a| {
-            let _ = a.push(IpCidr::new(addr.into(), prefix_len));
-        });
-        if let Some(gw) = gateway {
-            let _ = iface.routes_mut().add_default_ipv4_route(gw);
-        }
+        let (iface, dev) =
+            axolotl_netqueue::interface(addr, prefix_len, gateway, INPUT_QUEUE, now_ns);
         let mut sockets = SocketSet::new(Vec::new());
         let mut slots = Vec::new();
         for l in listens {

@@ -14,11 +14,7 @@ struct Peer {
 
 impl Peer {
     fn new() -> Peer {
-        let mut dev = Queues::new(1024);
-        let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, Instant::ZERO);
-        iface.update_ip_addrs(|a| {
-            let _ = a.push(IpCidr::new(PEER.into(), 24));
-        });
+        let (iface, dev) = axolotl_netqueue::interface(PEER, 24, None, 1024, 0);
         Peer {
             iface,
             dev,
