@@ -48,7 +48,6 @@ pub struct SerialDriver<U: Uart> {
 impl<U: Uart> SerialDriver<U> {
     /// Starts the driver and sends whatever output is already waiting.
     pub fn init(
-        os: &mut dyn Os,
         mut uart: U,
         tx: ByteReader,
         rx: ByteWriter,
@@ -65,7 +64,7 @@ impl<U: Uart> SerialDriver<U> {
             pending: None,
             overrun: 0,
         };
-        d.send(os);
+        d.send();
         d
     }
 
@@ -74,7 +73,7 @@ impl<U: Uart> SerialDriver<U> {
         self.overrun
     }
 
-    fn send(&mut self, _os: &mut dyn Os) {
+    fn send(&mut self) {
         let mut spins = 0;
         loop {
             let byte = match self.pending.take() {
@@ -127,7 +126,7 @@ impl<U: Uart> Handler for SerialDriver<U> {
         }
         // Output on every wake-up: a notification of the client, or an
         // interrupt while output was waiting for room.
-        self.send(os);
+        self.send();
         Ok(())
     }
 }

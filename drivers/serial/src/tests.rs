@@ -59,7 +59,7 @@ fn output_waiting_at_start_and_later_goes_out_in_order() {
     let (rx_w, _rx_r) = stream(256);
     tx_w.write(b"before start\n");
     let mut os = MockOs::new();
-    let mut d = SerialDriver::init(&mut os, &mut uart, tx_r, rx_w, CLIENT, IRQ);
+    let mut d = SerialDriver::init(&mut uart, tx_r, rx_w, CLIENT, IRQ);
     tx_w.write(b"later\n");
     d.notified(&mut os, ChannelSet::single(CLIENT)).unwrap();
     assert!(d.uart.rx_irq);
@@ -73,7 +73,7 @@ fn a_full_transmitter_keeps_the_byte_for_later() {
     let (rx_w, _rx_r) = stream(256);
     tx_w.write(b"abc");
     let mut os = MockOs::new();
-    let mut d = SerialDriver::init(&mut os, &mut uart, tx_r, rx_w, CLIENT, IRQ);
+    let mut d = SerialDriver::init(&mut uart, tx_r, rx_w, CLIENT, IRQ);
     d.uart.room = 2;
     d.notified(&mut os, ChannelSet::single(CLIENT)).unwrap();
     assert_eq!(d.uart.sent, b"ab");
@@ -92,7 +92,7 @@ fn input_reaches_the_client_and_overruns_are_counted() {
     let (rx_w, mut rx_r) = stream(64 + 8);
     let _ = tx_w;
     let mut os = MockOs::new();
-    let mut d = SerialDriver::init(&mut os, &mut uart, tx_r, rx_w, CLIENT, IRQ);
+    let mut d = SerialDriver::init(&mut uart, tx_r, rx_w, CLIENT, IRQ);
     d.uart.incoming.extend(b"status\nmore");
     d.notified(&mut os, ChannelSet::single(IRQ)).unwrap();
     assert_eq!(os.take(), vec![Event::Notify(CLIENT), Event::IrqAck(IRQ)]);
@@ -138,7 +138,7 @@ fn a_byte_arriving_during_the_acknowledgement_is_not_stranded() {
         inner: FakeUart::default(),
         late: Some(b'\n'),
     };
-    let mut d = SerialDriver::init(&mut os, uart, tx_r, rx_w, CLIENT, IRQ);
+    let mut d = SerialDriver::init(uart, tx_r, rx_w, CLIENT, IRQ);
     d.uart.inner.incoming.extend(b"status");
     d.notified(&mut os, ChannelSet::single(IRQ)).unwrap();
     let mut buf = [0u8; 16];

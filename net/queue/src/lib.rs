@@ -48,7 +48,9 @@ pub struct Queues {
     rx: VecDeque<Vec<u8>>,
     tx: Vec<Vec<u8>>,
     limit: usize,
+    pushed: u64,
     dropped: u64,
+    sent: u64,
 }
 
 /// What smoltcp receives.
@@ -78,7 +80,9 @@ impl Queues {
             rx: VecDeque::new(),
             tx: Vec::new(),
             limit,
+            pushed: 0,
             dropped: 0,
+            sent: 0,
         }
     }
 
@@ -89,8 +93,19 @@ impl Queues {
             self.dropped += 1;
             return false;
         }
+        self.pushed += 1;
         self.rx.push_back(packet.to_vec());
         true
+    }
+
+    /// Packets taken by [`Queues::push`].
+    pub fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
+    /// Packets handed out by [`Queues::send_to`].
+    pub fn sent(&self) -> u64 {
+        self.sent
     }
 
     /// Whether packets wait for smoltcp.
@@ -103,9 +118,15 @@ impl Queues {
         self.dropped
     }
 
-    /// What smoltcp sent since the last call.
-    pub fn take_sent(&mut self) -> impl Iterator<Item = Vec<u8>> + '_ {
-        self.tx.drain(..)
+    /// Hands what smoltcp sent since the last call to `out`; whether there
+    /// was anything.
+    pub fn send_to(&mut self, out: &mut dyn FnMut(&[u8])) -> bool {
+        let any = !self.tx.is_empty();
+        for p in self.tx.drain(..) {
+            self.sent += 1;
+            out(&p);
+        }
+        any
     }
 }
 
@@ -144,8 +165,11 @@ mod tests {
         let (rx, tx) = q.receive(Instant::ZERO).unwrap();
         assert_eq!(rx.consume(|b| b.to_vec()), b"one");
         tx.consume(3, |b| b.copy_from_slice(b"out"));
-        let sent: Vec<Vec<u8>> = q.take_sent().collect();
+        let mut sent = Vec::new();
+        assert!(q.send_to(&mut |p| sent.push(p.to_vec())));
         assert_eq!(sent, vec![b"out".to_vec()]);
+        assert!(!q.send_to(&mut |_| panic!("nothing more was sent")));
+        assert_eq!((q.pushed(), q.sent()), (2, 1));
         assert!(q.has_input());
     }
 }

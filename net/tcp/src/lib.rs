@@ -123,7 +123,12 @@ impl TcpService {
 
     /// What was counted.
     pub fn stats(&self) -> Stats {
-        self.stats
+        Stats {
+            packets_in: self.dev.pushed(),
+            dropped_in: self.dev.dropped(),
+            packets_out: self.dev.sent(),
+            ..self.stats
+        }
     }
 
     /// The ports listened on.
@@ -135,9 +140,7 @@ impl TcpService {
         for slot in &mut self.slots {
             let s = self.sockets.get_mut::<tcp::Socket>(slot.handle);
             if !s.is_open() {
-                if slot.was_open {
-                    slot.was_open = false;
-                }
+                slot.was_open = false;
                 if let Err(e) = s.listen(slot.listen.port) {
                     log::warn!("cannot listen on port {}: {e}", slot.listen.port);
                 }
@@ -145,13 +148,10 @@ impl TcpService {
         }
     }
 
-    /// Queues an IPv4 packet from the filter.
+    /// Queues an IPv4 packet from the filter (dropped and counted when the
+    /// queue is full or the packet too long).
     pub fn input(&mut self, packet: &[u8]) {
-        if self.dev.push(packet) {
-            self.stats.packets_in += 1;
-        } else {
-            self.stats.dropped_in += 1;
-        }
+        self.dev.push(packet);
     }
 
     /// Runs TCP and the apps at `now_ns`; every packet to send goes to
@@ -165,12 +165,7 @@ impl TcpService {
             self.relisten();
             // smoltcp sends at most one packet per socket per poll: go on
             // while anything leaves.
-            let mut sent = false;
-            for p in self.dev.take_sent() {
-                self.stats.packets_out += 1;
-                sent = true;
-                out(&p);
-            }
+            let sent = self.dev.send_to(out);
             if !moved && !sent && !self.dev.has_input() {
                 break;
             }

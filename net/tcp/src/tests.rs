@@ -65,7 +65,8 @@ fn service() -> TcpService {
 fn step(svc: &mut TcpService, peer: &mut Peer, t_ms: u64, lose: u64, count: &mut u64) {
     let now = Instant::from_millis(t_ms as i64);
     peer.iface.poll(now, &mut peer.dev, &mut peer.sockets);
-    let sent: Vec<Vec<u8>> = peer.dev.take_sent().collect();
+    let mut sent = Vec::new();
+    peer.dev.send_to(&mut |p| sent.push(p.to_vec()));
     for p in sent {
         *count += 1;
         if lose != 0 && (*count).is_multiple_of(lose) {

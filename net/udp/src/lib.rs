@@ -94,7 +94,12 @@ impl UdpService {
 
     /// What was counted.
     pub fn stats(&self) -> Stats {
-        self.stats
+        Stats {
+            packets_in: self.dev.pushed(),
+            dropped_in: self.dev.dropped(),
+            packets_out: self.dev.sent(),
+            ..self.stats
+        }
     }
 
     /// The ports served.
@@ -102,13 +107,10 @@ impl UdpService {
         self.ports.iter().map(|p| p.1)
     }
 
-    /// Queues an IPv4 packet from the filter.
+    /// Queues an IPv4 packet from the filter (dropped and counted when the
+    /// queue is full or the packet too long).
     pub fn input(&mut self, packet: &[u8]) {
-        if self.dev.push(packet) {
-            self.stats.packets_in += 1;
-        } else {
-            self.stats.dropped_in += 1;
-        }
+        self.dev.push(packet);
     }
 
     /// Runs UDP and the apps at `now_ns`; every packet to send goes to `out`.
@@ -133,12 +135,7 @@ impl UdpService {
             }
             // smoltcp sends at most one packet per socket per poll: go on
             // while anything leaves.
-            let mut sent = false;
-            for p in self.dev.take_sent() {
-                self.stats.packets_out += 1;
-                sent = true;
-                out(&p);
-            }
+            let sent = self.dev.send_to(out);
             if !moved && !sent && !self.dev.has_input() {
                 break;
             }

@@ -23,6 +23,10 @@ use core::fmt::{self, Write as _};
 pub const UP_MARKER: &str = "AXOLOTL-UP";
 /// The prefix of a status answer.
 pub const STATUS_PREFIX: &str = "AXOLOTL-STATUS ";
+/// The prefix of an inject answer.
+pub const INJECTED_PREFIX: &str = "AXOLOTL-INJECTED ";
+/// The prefix of a refusal.
+pub const ERROR_PREFIX: &str = "AXOLOTL-ERROR ";
 /// Longest command line.
 pub const MAX_LINE: usize = 128;
 
@@ -80,7 +84,7 @@ impl Console {
                 b'\n' | b'\r' => {
                     let line = core::mem::take(&mut self.line);
                     if core::mem::take(&mut self.too_long) {
-                        log::warn!("AXOLOTL-ERROR console line longer than {MAX_LINE} bytes");
+                        log::warn!("{ERROR_PREFIX}console line longer than {MAX_LINE} bytes");
                         continue;
                     }
                     if !line.is_empty() {
@@ -105,13 +109,13 @@ impl<W: Watchdog> Monitor<W> {
                 return;
             };
             let Ok(text) = core::str::from_utf8(&line) else {
-                log::warn!("AXOLOTL-ERROR console line is not UTF-8");
+                log::warn!("{ERROR_PREFIX}console line is not UTF-8");
                 continue;
             };
             match parse(text) {
                 Ok(Command::Status) => log::info!("{STATUS_PREFIX}{}", self.status_json()),
                 Ok(Command::Inject(pd, kind)) => self.inject(os, pd, kind),
-                Err(e) => log::warn!("AXOLOTL-ERROR {e}: '{text}'"),
+                Err(e) => log::warn!("{ERROR_PREFIX}{e}: '{text}'"),
             }
         }
     }
@@ -124,16 +128,16 @@ impl<W: Watchdog> Monitor<W> {
 
     fn inject(&mut self, os: &mut dyn Os, pd: &str, kind: InjectKind) {
         let Some(i) = self.children.iter().position(|c| c.name == pd) else {
-            log::warn!("AXOLOTL-ERROR no supervised PD named '{pd}'");
+            log::warn!("{ERROR_PREFIX}no supervised PD named '{pd}'");
             return;
         };
         if self.states[i].phase != Phase::Running {
-            log::warn!("AXOLOTL-ERROR {pd} is not running");
+            log::warn!("{ERROR_PREFIX}{pd} is not running");
             return;
         }
         match os.inject_child(self.children[i].child, kind) {
-            Ok(()) => log::info!("AXOLOTL-INJECTED {pd} {}", kind.name()),
-            Err(e) => log::warn!("AXOLOTL-ERROR {e}"),
+            Ok(()) => log::info!("{INJECTED_PREFIX}{pd} {}", kind.name()),
+            Err(e) => log::warn!("{ERROR_PREFIX}{e}"),
         }
     }
 }

@@ -41,6 +41,22 @@ pub struct Consumer {
 }
 
 impl Consumer {
+    /// The demo's consumer as a PD program starts it, from its generated
+    /// wiring: panics (so that the monitor sees the fault) when system.xml
+    /// gives it no store, or when the store cannot be read.
+    pub fn start(
+        os: &mut dyn Os,
+        ring: axolotl_ring::Consumer,
+        ring_channel: Channel,
+        store: Option<Channel>,
+    ) -> Consumer {
+        let Some(store) = store else {
+            panic!("system.xml must give the consumer a channel to the store");
+        };
+        Consumer::init(os, ring, ring_channel, store)
+            .unwrap_or_else(|e| panic!("cannot start: {e}"))
+    }
+
     /// Reloads the progress from the store and takes whatever jobs queued up
     /// while this PD was down.
     pub fn init(

@@ -21,6 +21,11 @@ pub use producer::Producer;
 use axolotl_sdk::{Channel, Os};
 use axolotl_store_api::StoreError;
 
+/// How often the demo's producer makes jobs.
+pub const DEMO_PERIOD_NS: u64 = 50_000_000;
+/// How many jobs the demo's producer makes each time.
+pub const DEMO_JOBS_PER_TICK: u32 = 4;
+
 /// How many times a store call is retried when the store restarted during it.
 const STORE_RETRIES: usize = 20;
 

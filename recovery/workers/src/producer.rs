@@ -16,6 +16,31 @@ pub struct Producer {
 }
 
 impl Producer {
+    /// The demo's producer as a PD program starts it, from its generated
+    /// wiring: panics (so that the monitor sees the fault) when system.xml
+    /// gives it no store or timer, or when the store cannot be read.
+    pub fn start(
+        os: &mut dyn Os,
+        ring: axolotl_ring::Producer,
+        ring_channel: Channel,
+        store: Option<Channel>,
+        timer: Option<Channel>,
+    ) -> Producer {
+        let (Some(store), Some(timer)) = (store, timer) else {
+            panic!("system.xml must give the producer channels to the store and the timer");
+        };
+        let p = Producer::init(
+            os,
+            ring,
+            ring_channel,
+            store,
+            timer,
+            crate::DEMO_PERIOD_NS,
+            crate::DEMO_JOBS_PER_TICK,
+        );
+        p.unwrap_or_else(|e| panic!("cannot start: {e}"))
+    }
+
     /// Reloads the next job number from the store, and asks the timer for
     /// the first tick.
     pub fn init(

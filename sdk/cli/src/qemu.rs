@@ -17,8 +17,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The console line the monitor prints once every PD is up.
-pub const UP_MARKER: &str = "AXOLOTL-UP";
+use axolotl_monitor::console::{ERROR_PREFIX, INJECTED_PREFIX, STATUS_PREFIX, UP_MARKER};
 
 /// The QEMU command line that boots `img` for `board`.
 pub fn command(board: &str, config: &str, img: &Path, sdk: &Path) -> Result<Command, String> {
@@ -76,7 +75,7 @@ pub fn command(board: &str, config: &str, img: &Path, sdk: &Path) -> Result<Comm
 
 /// Kinds of answer line, and what follows the prefix.
 fn answer_of(line: &str) -> Option<&str> {
-    ["AXOLOTL-STATUS ", "AXOLOTL-INJECTED ", "AXOLOTL-ERROR "]
+    [STATUS_PREFIX, INJECTED_PREFIX, ERROR_PREFIX]
         .iter()
         .find_map(|p| line.find(p).map(|at| &line[at..]))
 }
@@ -250,8 +249,8 @@ fn serve_control(
 fn ask(stdin: &Mutex<Option<ChildStdin>>, answers: &Receiver<String>, request: &str) -> String {
     let words: Vec<&str> = request.split_whitespace().collect();
     let expect = match words[..] {
-        ["status"] => "AXOLOTL-STATUS ",
-        ["inject", _, _] => "AXOLOTL-INJECTED ",
+        ["status"] => STATUS_PREFIX,
+        ["inject", _, _] => INJECTED_PREFIX,
         _ => return format!("error: unknown request '{request}'\n"),
     };
     // Answers nobody waited for (a person typing `status`) are stale.
@@ -270,8 +269,8 @@ fn ask(stdin: &Mutex<Option<ChildStdin>>, answers: &Receiver<String>, request: &
                     _ => rest.to_string(),
                 };
             }
-            Ok(a) if a.starts_with("AXOLOTL-ERROR ") => {
-                return format!("error: {}\n", &a["AXOLOTL-ERROR ".len()..]);
+            Ok(a) if a.starts_with(ERROR_PREFIX) => {
+                return format!("error: {}\n", &a[ERROR_PREFIX.len()..]);
             }
             Ok(_) => continue,
             Err(RecvTimeoutError::Timeout) => {

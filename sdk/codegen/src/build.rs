@@ -2,24 +2,13 @@
 
 use std::path::PathBuf;
 
-/// The system.xml a build uses: `$AXOLOTL_SYSTEM` if set, else the one at the
-/// root of the workspace (two levels above the PD crate).
-pub fn system_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("AXOLOTL_SYSTEM") {
-        return PathBuf::from(p);
-    }
-    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    dir.join("../../system.xml")
-}
-
 /// Generates the constants of the PD whose program image is `image` into
-/// `$OUT_DIR/pd.rs`. Any error in system.xml fails the build with the
-/// checker's `file:line:col: message` lines.
+/// `$OUT_DIR/pd.rs`, from `$AXOLOTL_SYSTEM` if set, else from the
+/// system.xml at the root of the workspace (two levels above the PD
+/// crate). Any error in system.xml fails the build with the checker's
+/// `file:line:col: message` lines.
 pub fn generate(image: &str) {
-    println!("cargo::rerun-if-env-changed=AXOLOTL_SYSTEM");
-    generate_from(system_path(), image);
+    generate_with_default("../../system.xml", image);
 }
 
 /// Like [`generate`], for a PD crate that is not two levels below the

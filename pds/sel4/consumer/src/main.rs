@@ -15,12 +15,6 @@ fn init() -> impl sel4_microkit::Handler {
             axolotl_ring::Consumer::attach(ring.region.ptr(), ring.region.size, ring.slots)
         };
         let consumer = consumer.unwrap_or_else(|e| panic!("ring {}: {e:?}", ring.name));
-        let Some(store) = pd::STORE else {
-            panic!("system.xml must give the consumer a channel to the store");
-        };
-        match axolotl_demo_workers::Consumer::init(os, consumer, ring.channel, store) {
-            Ok(c) => c,
-            Err(e) => panic!("cannot start: {e}"),
-        }
+        axolotl_demo_workers::Consumer::start(os, consumer, ring.channel, pd::STORE)
     })
 }

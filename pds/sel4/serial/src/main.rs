@@ -131,7 +131,7 @@ mod hw {
 
 #[sel4_microkit::protection_domain(stack_size = 0x10000, heap_size = 0x10000)]
 fn init() -> impl sel4_microkit::Handler {
-    axolotl_sel4::adapt(axolotl_sel4::config!(), |os| {
+    axolotl_sel4::adapt(axolotl_sel4::config!(), |_os| {
         let (tx, rx) = (pd::region::CONSOLE_TX, pd::region::CONSOLE_RX);
         // SAFETY: Microkit maps both console regions read-write before init
         // for the life of the PD; this PD is the only reader of tx and the
@@ -145,6 +145,6 @@ fn init() -> impl sel4_microkit::Handler {
         let (Ok(reader), Ok(writer)) = (reader, writer) else {
             panic!("the console regions are too small or misaligned");
         };
-        SerialDriver::init(os, hw::uart(), reader, writer, CONSOLE, pd::irq::UART)
+        SerialDriver::init(hw::uart(), reader, writer, CONSOLE, pd::irq::UART)
     })
 }
