@@ -22,3 +22,45 @@ pub fn set_timeout(os: &mut dyn Os, timer: Channel, ns: u64) -> Result<(), CallE
 pub fn cancel(os: &mut dyn Os, timer: Channel) -> Result<(), CallError> {
     os.call(timer, &Message::new(label::CANCEL)).map(|_| ())
 }
+
+/// A PD's one pending wake-up from the timer driver: asks the driver only
+/// when the wanted time changes.
+#[derive(Debug)]
+pub struct Wakeup {
+    timer: Channel,
+    armed: Option<Instant>,
+}
+
+impl Wakeup {
+    /// Wake-ups through the timer driver on `timer` (a `pp` channel).
+    pub const fn new(timer: Channel) -> Wakeup {
+        Wakeup { timer, armed: None }
+    }
+
+    /// The channel the driver notifies on.
+    pub fn channel(&self) -> Channel {
+        self.timer
+    }
+
+    /// The notification came: nothing is armed any more.
+    pub fn fired(&mut self) {
+        self.armed = None;
+    }
+
+    /// Wants a notification at `at` (none: `None`), `now` being the time.
+    /// A failed call is logged and tried again on the next `want`.
+    pub fn want(&mut self, os: &mut dyn Os, now: Instant, at: Option<Instant>) {
+        let at = at.map(|a| a.max(now));
+        if at == self.armed || (at.is_none() && self.armed.is_none()) {
+            return;
+        }
+        let result = match at {
+            Some(a) => set_timeout(os, self.timer, a.nanos_since(now)),
+            None => cancel(os, self.timer),
+        };
+        match result {
+            Ok(()) => self.armed = at,
+            Err(e) => log::warn!("timer: {e}"),
+        }
+    }
+}

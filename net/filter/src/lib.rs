@@ -146,6 +146,7 @@ pub struct Filter {
     policy: Policy,
     flows: Vec<Flow, MAX_FLOWS>,
     stats: Stats,
+    resync_until: u64,
 }
 
 /// A packet's protocol, both ends and TCP flags, as the filter needs them.
@@ -222,6 +223,7 @@ impl Filter {
             policy,
             flows: Vec::new(),
             stats: Stats::default(),
+            resync_until: 0,
         }
     }
 
@@ -248,6 +250,15 @@ impl Filter {
         } else {
             UDP_IDLE_NS
         }
+    }
+
+    /// After a restart the flow table is empty although connections are
+    /// open: until `until`, a TCP segment of an unknown flow is judged by
+    /// the rules as a new connection's first segment would be (and its
+    /// flow remembered) instead of being dropped as stray. The rules still
+    /// apply, so nothing passes that a new connection could not open.
+    pub fn resync_until(&mut self, until: u64) {
+        self.resync_until = until;
     }
 
     /// Forgets flows idle too long.
@@ -293,7 +304,7 @@ impl Filter {
             }
         }
         let is_tcp = s.key.proto == u8::from(IpProtocol::Tcp);
-        if is_tcp && !s.syn_only {
+        if is_tcp && !s.syn_only && now >= self.resync_until {
             self.stats.dropped_stray += 1;
             return Action::Drop;
         }
@@ -313,6 +324,8 @@ impl Filter {
         action
     }
 }
+
+pub mod component;
 
 #[cfg(test)]
 mod tests;

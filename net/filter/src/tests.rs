@@ -228,3 +228,23 @@ proptest! {
         let _ = f.check(dir, &bytes, 0);
     }
 }
+
+#[test]
+fn a_restarted_filter_resyncs_open_connections_by_the_rules() {
+    let mut f = Filter::new(policy());
+    f.resync_until(1_000);
+    // Mid-connection segments of flows it never saw: judged by the rules.
+    let ack_in = tcp((HOST, 5000), (US, 7), TcpControl::None, true);
+    assert_eq!(f.check(Direction::In, &ack_in, 10), Action::Pass);
+    let ack_out = tcp((US, 7), (HOST, 5000), TcpControl::None, true);
+    assert_eq!(f.check(Direction::Out, &ack_out, 11), Action::Pass);
+    assert_eq!(f.stats().passed_established, 1);
+    // The rules still hold during the resync...
+    let closed = tcp((HOST, 5000), (US, 22), TcpControl::None, true);
+    assert_eq!(f.check(Direction::In, &closed, 12), Action::Drop);
+    // ...and afterwards strays of unknown flows are dropped again, while
+    // the resynced flow goes on.
+    let stray = tcp((HOST, 5001), (US, 7), TcpControl::None, true);
+    assert_eq!(f.check(Direction::In, &stray, 1_000), Action::Drop);
+    assert_eq!(f.check(Direction::In, &ack_in, 1_001), Action::Pass);
+}

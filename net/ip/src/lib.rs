@@ -24,10 +24,10 @@
 use heapless::Vec;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::wire::{
-    ArpOperation, ArpPacket, ArpRepr, EthernetAddress, EthernetFrame, EthernetProtocol,
-    EthernetRepr, Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Address,
-    Ipv4Packet, Ipv4Repr,
+    ArpOperation, ArpPacket, ArpRepr, EthernetFrame, EthernetProtocol, EthernetRepr,
+    Icmpv4DstUnreachable, Icmpv4Packet, Icmpv4Repr, IpProtocol, Ipv4Packet, Ipv4Repr,
 };
+pub use smoltcp::wire::{EthernetAddress, Ipv4Address};
 
 /// Largest Ethernet frame handled (no VLAN tag, no jumbo frames).
 pub const MAX_FRAME: usize = 1514;
@@ -528,6 +528,8 @@ impl Ip {
         }
     }
 }
+
+pub mod component;
 
 #[cfg(test)]
 mod tests;

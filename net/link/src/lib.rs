@@ -22,6 +22,9 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+mod wired;
+pub use wired::{receiver, sender, AttachError, RxLink, TxLink};
+
 use axolotl_ring::{Consumer, Desc, EnqueueError, PeerMisbehavior, Producer};
 
 /// Buffers in one pool at most.

@@ -7,6 +7,8 @@
 
 extern crate alloc;
 
+pub mod component;
+
 use alloc::collections::VecDeque;
 use alloc::vec;
 use alloc::vec::Vec;

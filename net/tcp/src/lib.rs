@@ -230,5 +230,17 @@ impl TcpService {
     }
 }
 
+impl axolotl_netqueue::component::Transport for TcpService {
+    fn input(&mut self, packet: &[u8]) {
+        TcpService::input(self, packet)
+    }
+    fn poll(&mut self, now_ns: u64, out: &mut dyn FnMut(&[u8])) {
+        TcpService::poll(self, now_ns, out)
+    }
+    fn poll_at(&mut self, now_ns: u64) -> Option<u64> {
+        TcpService::poll_at(self, now_ns)
+    }
+}
+
 #[cfg(test)]
 mod tests;

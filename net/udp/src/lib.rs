@@ -141,6 +141,26 @@ impl UdpService {
             }
         }
     }
+
+    /// When [`UdpService::poll`] must run next, if ever (UDP has no timers
+    /// but smoltcp's own).
+    pub fn poll_at(&mut self, now_ns: u64) -> Option<u64> {
+        self.iface
+            .poll_at(instant(now_ns), &self.sockets)
+            .map(|t| (t.total_micros().max(0) as u64).saturating_mul(1_000))
+    }
+}
+
+impl axolotl_netqueue::component::Transport for UdpService {
+    fn input(&mut self, packet: &[u8]) {
+        UdpService::input(self, packet)
+    }
+    fn poll(&mut self, now_ns: u64, out: &mut dyn FnMut(&[u8])) {
+        UdpService::poll(self, now_ns, out)
+    }
+    fn poll_at(&mut self, now_ns: u64) -> Option<u64> {
+        UdpService::poll_at(self, now_ns)
+    }
 }
 
 #[cfg(test)]

@@ -1,10 +1,12 @@
 //! `axolotl`: the command-line tool of the Axolotl component system.
 
 mod image;
+mod net;
 mod qemu;
 
 use axolotl_host::status;
 use clap::{Parser, Subcommand};
+use net::NetArgs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -65,6 +67,8 @@ enum Command {
         /// Do not build the PD programs, even under `cargo run`.
         #[arg(long)]
         no_build: bool,
+        #[command(flatten)]
+        net: NetArgs,
     },
     /// Build a bootable seL4 Microkit image of a system for a board.
     ///
@@ -150,7 +154,8 @@ fn main() -> ExitCode {
             control,
             pd_dir,
             no_build,
-        } => run(&file, control, pd_dir, no_build),
+            net,
+        } => run(&file, control, pd_dir, no_build, &net),
         Command::Image { target } => read_system(&target.file)
             .and_then(|(name, _)| image::build(Path::new(&name), &target.board, &target.config))
             .map(|_| ()),
@@ -312,6 +317,7 @@ fn run(
     control: Option<PathBuf>,
     pd_dir: Option<PathBuf>,
     no_build: bool,
+    net: &NetArgs,
 ) -> Result<(), String> {
     let (system, fingerprint, path) = parse_with_fingerprint(file)?;
     let exe_dir = std::env::current_exe()
@@ -322,8 +328,10 @@ fn run(
         build_pds(&exe_dir, &path)?;
     }
     axolotl_host::logger::init("axolotl", axolotl_host::sys::monotonic_ns());
+    let control = control_path(control);
+    net::start(&system, net, &control)?;
     let opts = axolotl_host::supervisor::Options {
-        control: control_path(control),
+        control,
         pd_dir: pd_dir.unwrap_or(exe_dir),
         fingerprint,
     };

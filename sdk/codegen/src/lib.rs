@@ -280,6 +280,74 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64, entries: &[Entries
     }
     let _ = writeln!(w, "}}");
 
+    let _ = writeln!(
+        w,
+        "/// The packet links this PD is an end of.\npub mod link {{"
+    );
+    for k in system
+        .links
+        .iter()
+        .filter(|k| k.sender == i || k.receiver == i)
+    {
+        let mine = system.channels[k.channel]
+            .ends
+            .iter()
+            .find(|e| e.pd == i)
+            .map(|e| e.id);
+        let (Some(region), Some(ch)) = (region_expr(system, pd, &k.region), mine) else {
+            continue;
+        };
+        let role = if k.sender == i { "Sender" } else { "Receiver" };
+        let lay = axolotl_sysdesc::link_layout(k.buffers, k.buf_size);
+        let _ = writeln!(
+            w,
+            "    pub const {}: axolotl_sdk::config::LinkConfig = axolotl_sdk::config::LinkConfig {{ name: {:?}, region: {region}, channel: axolotl_sdk::Channel::new({ch}), buffers: {}, buf_size: {}, active_offset: {:#x}, free_offset: {:#x}, pool_offset: {:#x}, role: axolotl_sdk::config::LinkRole::{role} }};",
+            const_name(&k.name), k.name, k.buffers, k.buf_size, lay.active, lay.free, lay.pool
+        );
+    }
+    let _ = writeln!(w, "}}");
+
+    // The network interface, the same for every PD.
+    let ip4 = |a: [u8; 4]| format!("[{}, {}, {}, {}]", a[0], a[1], a[2], a[3]);
+    let net = system.pds.iter().find_map(|p| p.net.as_ref()).map(|n| {
+        format!(
+            "Some(NetConfig {{ mac: {:?}, addr: {}, prefix_len: {}, gateway: {} }})",
+            n.mac,
+            ip4(n.addr),
+            n.prefix_len,
+            n.gateway
+                .map(|g| format!("Some({})", ip4(g)))
+                .unwrap_or_else(|| "None".into())
+        )
+    });
+    let _ = writeln!(
+        w,
+        "/// The system's network interface (`<axolotl:net>`).\npub const NET: Option<NetConfig> = {};",
+        net.unwrap_or_else(|| "None".into())
+    );
+    let _ = writeln!(w, "/// (Packet filter) its rules, first match wins.\npub const FILTER_RULES: &[FilterRule] = &[");
+    if let Some(f) = &pd.filter {
+        for r in &f.rules {
+            let _ = writeln!(
+                w,
+                "    FilterRule {{ pass: {}, inbound: {:?}, proto: {}, remote: {}, ports: {:?} }},",
+                r.pass,
+                r.inbound,
+                r.proto,
+                r.remote
+                    .map(|(a, n)| format!("Some(({}, {n}))", ip4(a)))
+                    .unwrap_or_else(|| "None".into()),
+                r.ports
+            );
+        }
+    }
+    let _ = writeln!(w, "];");
+    let _ = writeln!(
+        w,
+        "/// (Packet filter) pass what no rule matches.\npub const FILTER_DEFAULT_PASS: bool = {};",
+        pd.filter.as_ref().is_some_and(|f| f.default_pass)
+    );
+
     // Supervision.
     let parent_ch = pd.parent.and_then(|p| {
         system

@@ -19,6 +19,7 @@ pub mod boot;
 pub mod control;
 mod fault;
 pub mod logger;
+pub mod nic;
 pub mod page;
 pub mod pd;
 pub mod status;

@@ -25,7 +25,9 @@ pub struct HostOs {
     page: &'static StatusPage,
     pending: ChannelSet,
     seq: u32,
-    devices: Vec<(Channel, RawFd)>,
+    /// Device models: the interrupt, the fd, and whether it is a counter
+    /// (timerfd) to read empty on each interrupt.
+    devices: Vec<(Channel, RawFd, bool)>,
 }
 
 /// What a PD's `init` gets on the host: the [`Os`], and host device models.
@@ -48,8 +50,18 @@ impl Init<'_> {
     /// delivered as a notification on `irq` (the PD's `<irq>` id for its timer).
     pub fn alarm(&mut self, irq: Channel) -> std::io::Result<Alarm> {
         let fd = sys::timerfd()?;
-        self.os.devices.push((irq, fd.as_raw_fd()));
+        self.os.devices.push((irq, fd.as_raw_fd(), true));
         Ok(Alarm { fd })
+    }
+}
+
+impl Init<'_> {
+    /// The host model of a device interrupt: whenever `fd` is readable,
+    /// `irq` (the PD's `<irq>` id for the device) is notified. The device
+    /// keeps it readable until drained, as a level-triggered interrupt
+    /// stays raised. `fd` must stay open for the life of the process.
+    pub fn device_irq(&mut self, irq: Channel, fd: RawFd) {
+        self.os.devices.push((irq, fd, false));
     }
 }
 
@@ -324,7 +336,7 @@ fn serve<H: Handler>(os: &mut HostOs, mut handler: H) -> ! {
     let mut pfds: Vec<libc::pollfd> = chan_fds
         .iter()
         .map(|&(_, fd)| fd)
-        .chain(os.devices.iter().map(|&(_, fd)| fd))
+        .chain(os.devices.iter().map(|&(_, fd, _)| fd))
         .chain([os.ctrl.as_raw_fd()])
         .map(|fd| libc::pollfd {
             fd,
@@ -361,8 +373,10 @@ fn serve<H: Handler>(os: &mut HostOs, mut handler: H) -> ! {
         }
         for i in 0..ndev {
             if pfds[chan_fds.len() + i].revents != 0 {
-                let (ch, fd) = os.devices[i];
-                sys::drain_counter(fd);
+                let (ch, fd, counter) = os.devices[i];
+                if counter {
+                    sys::drain_counter(fd);
+                }
                 os.pending.insert(ch);
             }
         }

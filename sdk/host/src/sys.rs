@@ -213,3 +213,17 @@ pub fn drain_counter(fd: RawFd) {
     // SAFETY: `buf` is valid for 8 bytes; the fd is non-blocking.
     unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
 }
+
+/// One `read` into `buf` without blocking: its length, or `None`.
+pub fn recv_read(fd: RawFd, buf: &mut [u8]) -> Option<usize> {
+    // SAFETY: buf is writable for buf.len() bytes.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    usize::try_from(n).ok().filter(|&n| n > 0)
+}
+
+/// One `write` of all of `buf`; false if it did not go out whole.
+pub fn write_all_once(fd: RawFd, buf: &[u8]) -> bool {
+    // SAFETY: buf is readable for buf.len() bytes.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    usize::try_from(n).is_ok_and(|n| n == buf.len())
+}

@@ -90,6 +90,67 @@ pub struct RingConfig {
     pub role: RingRole,
 }
 
+/// Which end of a link this PD is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkRole {
+    /// This PD fills buffers and sends them.
+    Sender,
+    /// This PD reads them and gives them back.
+    Receiver,
+}
+
+/// One direction of a packet path (`<axolotl:link>` in system.xml): a
+/// region holding the active ring, the free ring and a pool of buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkConfig {
+    /// The link's name in system.xml.
+    pub name: &'static str,
+    /// The shared region that holds it.
+    pub region: Region,
+    /// The channel that carries its notifications (both ways).
+    pub channel: Channel,
+    /// Buffers in the pool, and slots of each ring.
+    pub buffers: u32,
+    /// Bytes per buffer.
+    pub buf_size: u32,
+    /// Offset of the active ring in the region.
+    pub active_offset: usize,
+    /// Offset of the free ring.
+    pub free_offset: usize,
+    /// Offset of the pool.
+    pub pool_offset: usize,
+    /// This PD's end.
+    pub role: LinkRole,
+}
+
+/// The network interface's addresses (`<axolotl:net>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Ethernet address.
+    pub mac: [u8; 6],
+    /// IPv4 address.
+    pub addr: [u8; 4],
+    /// On-link prefix length.
+    pub prefix_len: u8,
+    /// Default gateway.
+    pub gateway: Option<[u8; 4]>,
+}
+
+/// One packet filter rule (`<axolotl:rule>`); unset fields match anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FilterRule {
+    /// Pass (else drop).
+    pub pass: bool,
+    /// `Some(true)`: inbound only; `Some(false)`: outbound only.
+    pub inbound: Option<bool>,
+    /// IP protocol number; 0 for any.
+    pub proto: u8,
+    /// The other end's network.
+    pub remote: Option<([u8; 4], u8)>,
+    /// The system's own ports.
+    pub ports: Option<(u16, u16)>,
+}
+
 /// What a parent does when a child faults (`<axolotl:restart>`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RestartPolicy {

@@ -10,6 +10,10 @@ use alloc::vec::Vec;
 
 /// Microkit's limit on protection domains.
 pub const MAX_PDS: usize = 63;
+/// Buffers in one link at most (the sender tracks them in a bit set).
+pub const MAX_LINK_BUFFERS: u32 = 512;
+/// Filter rules at most.
+pub const MAX_FILTER_RULES: usize = 32;
 const PAGE_SIZES: [u64; 2] = [0x1000, 0x20_0000];
 
 pub(crate) fn all(s: &System, d: &mut Diags) {
@@ -21,6 +25,8 @@ pub(crate) fn all(s: &System, d: &mut Diags) {
     roles(s, d);
     supervision(s, d);
     rings(s, d);
+    links(s, d);
+    net(s, d);
 }
 
 fn pd_label(p: &Pd) -> String {
@@ -388,33 +394,135 @@ fn rings(s: &System, d: &mut Diags) {
                 ),
             );
         }
-        for end in [r.producer, r.consumer] {
-            let p = &s.pds[end];
-            if !p
-                .maps
-                .iter()
-                .any(|m| m.region == r.region && m.perms.read && m.perms.write)
-            {
+        shared_region(s, d, &l, &r.region, [r.producer, r.consumer], r.pos);
+    }
+}
+
+/// A region that two PDs share for a ring or a link: both map it read-write
+/// (both ends write indices), and no third PD maps it.
+fn shared_region(s: &System, d: &mut Diags, l: &str, region: &str, ends: [usize; 2], pos: Pos) {
+    for end in ends {
+        let p = &s.pds[end];
+        if !p
+            .maps
+            .iter()
+            .any(|m| m.region == region && m.perms.read && m.perms.write)
+        {
+            d.at(
+                pos,
+                format!(
+                    "{l}: {} must map region '{region}' read-write (both ends are wired)",
+                    p.name
+                ),
+            );
+        }
+    }
+    for (i, p) in s.pds.iter().enumerate() {
+        if ends.contains(&i) {
+            continue;
+        }
+        if let Some(m) = p.maps.iter().find(|m| m.region == region) {
+            d.at(
+                m.pos,
+                format!(
+                    "<map mr=\"{region}\"> in {}: only the two ends of {l} may map its region",
+                    p.name
+                ),
+            );
+        }
+    }
+}
+
+fn links(s: &System, d: &mut Diags) {
+    for (i, k) in s.links.iter().enumerate() {
+        let l = format!("<axolotl:link name=\"{}\">", k.name);
+        if let Some(first) = s.links[..i].iter().find(|q| q.name == k.name) {
+            d.at(
+                k.pos,
+                format!("{l}: name already used at line {}", first.pos.line),
+            );
+        }
+        if let Some(r) = s.rings.iter().find(|r| r.region == k.region) {
+            d.at(
+                k.pos,
+                format!("{l}: region '{}' already holds ring '{}'", k.region, r.name),
+            );
+        }
+        if let Some(o) = s.links[..i].iter().find(|q| q.region == k.region) {
+            d.at(
+                k.pos,
+                format!("{l}: region '{}' already holds link '{}'", k.region, o.name),
+            );
+        }
+        if !k.buffers.is_power_of_two() || !(2..=MAX_LINK_BUFFERS).contains(&k.buffers) {
+            d.at(
+                k.pos,
+                format!(
+                    "{l}: buffers {} is not a power of two from 2 to {MAX_LINK_BUFFERS}",
+                    k.buffers
+                ),
+            );
+        }
+        if k.buf_size % 64 != 0 || !(64..=65536).contains(&k.buf_size) {
+            d.at(
+                k.pos,
+                format!(
+                    "{l}: buf_size {} is not a multiple of 64 from 64 to 65536",
+                    k.buf_size
+                ),
+            );
+        }
+        let Some(region) = s.region(&k.region) else {
+            d.at(k.pos, format!("{l}: no memory_region named '{}'", k.region));
+            continue;
+        };
+        let need = crate::link_layout(k.buffers.min(MAX_LINK_BUFFERS), k.buf_size.min(65536)).total;
+        if region.size < need {
+            d.at(
+                k.pos,
+                format!(
+                    "{l}: region '{}' has {:#x} bytes; {} buffers of {} bytes and their rings need {need:#x}",
+                    k.region, region.size, k.buffers, k.buf_size
+                ),
+            );
+        }
+        shared_region(s, d, &l, &k.region, [k.sender, k.receiver], k.pos);
+    }
+}
+
+fn net(s: &System, d: &mut Diags) {
+    let nets: Vec<&Pd> = s.pds.iter().filter(|p| p.net.is_some()).collect();
+    if let [first, rest @ ..] = &nets[..] {
+        for p in rest {
+            if let Some(n) = &p.net {
                 d.at(
-                    r.pos,
+                    n.pos,
                     format!(
-                        "{l}: {} must map region '{}' read-write (both ends of a ring are wired)",
-                        p.name, r.region
+                        "<axolotl:net> in {}: the system has one network interface, declared at line {}",
+                        p.name,
+                        first.net.as_ref().map_or(0, |n| n.pos.line)
                     ),
                 );
             }
         }
-        for (i, p) in s.pds.iter().enumerate() {
-            if i == r.producer || i == r.consumer {
-                continue;
-            }
-            if let Some(m) = p.maps.iter().find(|m| m.region == r.region) {
+    }
+    let filters: Vec<&Pd> = s.pds.iter().filter(|p| p.filter.is_some()).collect();
+    if filters.len() > 1 {
+        d.at(
+            filters[1].pos,
+            format!(
+                "{}: only one PD may hold <axolotl:filter> ({} has one)",
+                pd_label(filters[1]),
+                filters[0].name
+            ),
+        );
+    }
+    for p in filters {
+        if let Some(f) = &p.filter {
+            if f.rules.len() > MAX_FILTER_RULES {
                 d.at(
-                    m.pos,
-                    format!(
-                        "<map mr=\"{}\"> in {}: only the ends of ring '{}' may map its region",
-                        r.region, p.name, r.name
-                    ),
+                    f.rules[MAX_FILTER_RULES].pos,
+                    format!("<axolotl:rule>: more than {MAX_FILTER_RULES} rules"),
                 );
             }
         }

@@ -33,6 +33,33 @@ pub const RING_HEADER_BYTES: u64 = 64;
 /// Bytes of one ring descriptor.
 pub const RING_DESC_BYTES: u64 = 16;
 
+/// Where the parts of an `<axolotl:link>`'s region lie: the active ring
+/// (sender to receiver), the free ring (back) and the pool of buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinkLayout {
+    /// Offset of the active ring.
+    pub active: u64,
+    /// Offset of the free ring.
+    pub free: u64,
+    /// Offset of the pool.
+    pub pool: u64,
+    /// Bytes the region needs at least.
+    pub total: u64,
+}
+
+/// The layout of a link of `buffers` buffers of `buf_size` bytes (each ring
+/// has `buffers` slots; parts start on 64-byte boundaries).
+pub const fn link_layout(buffers: u32, buf_size: u32) -> LinkLayout {
+    let ring = RING_HEADER_BYTES + RING_DESC_BYTES * buffers as u64;
+    let ring = (ring + 63) / 64 * 64;
+    LinkLayout {
+        active: 0,
+        free: ring,
+        pool: 2 * ring,
+        total: 2 * ring + buffers as u64 * buf_size as u64,
+    }
+}
+
 /// A fingerprint of a system description's text (64-bit FNV-1a). Each PD
 /// program carries the fingerprint of the file its constants were generated
 /// from, and `axolotl run` refuses to start a PD built from another file.

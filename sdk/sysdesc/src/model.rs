@@ -25,6 +25,8 @@ pub struct System {
     pub channels: Vec<ChannelDecl>,
     /// Rings (`<axolotl:ring>` inside channels).
     pub rings: Vec<Ring>,
+    /// Packet links (`<axolotl:link>` inside channels).
+    pub links: Vec<Link>,
 }
 
 /// `<memory_region>`.
@@ -71,6 +73,10 @@ pub struct Pd {
     pub heartbeat: Option<HeartbeatSpec>,
     /// `<axolotl:state>`.
     pub state_quota: Option<StateQuota>,
+    /// `<axolotl:net>`: the network interface's addresses.
+    pub net: Option<NetSpec>,
+    /// `<axolotl:filter>`: packet filter rules.
+    pub filter: Option<FilterSpec>,
     /// Regions named by `<setvar region_paddr>`, with where.
     pub setvar_regions: Vec<(String, Pos)>,
     /// Where it is declared.
@@ -184,6 +190,70 @@ pub struct Ring {
     pub region: String,
     /// Descriptor slots.
     pub slots: u32,
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+/// `<axolotl:link>`: one direction of a packet path between the two PDs of
+/// its channel. Its region holds the active ring, the free ring and the
+/// buffer pool, laid out by [`crate::link_layout`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Link {
+    /// Name.
+    pub name: String,
+    /// The channel carrying its notifications (index into [`System::channels`]).
+    pub channel: usize,
+    /// The PD that fills buffers.
+    pub sender: usize,
+    /// The PD that reads them.
+    pub receiver: usize,
+    /// The region holding rings and pool.
+    pub region: String,
+    /// Buffers in the pool (and slots of each ring).
+    pub buffers: u32,
+    /// Bytes per buffer.
+    pub buf_size: u32,
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+/// `<axolotl:net>`: the system's network interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetSpec {
+    /// Ethernet address.
+    pub mac: [u8; 6],
+    /// IPv4 address.
+    pub addr: [u8; 4],
+    /// On-link prefix length.
+    pub prefix_len: u8,
+    /// Default gateway.
+    pub gateway: Option<[u8; 4]>,
+    /// Where it is declared.
+    pub pos: Pos,
+}
+
+/// `<axolotl:filter>`: the packet filter's rules, first match wins.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterSpec {
+    /// Pass what no rule matches (`default="pass"`), else drop it.
+    pub default_pass: bool,
+    /// `<axolotl:rule>`s in order.
+    pub rules: Vec<FilterRuleSpec>,
+}
+
+/// `<axolotl:rule>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterRuleSpec {
+    /// `action="pass"` (else drop).
+    pub pass: bool,
+    /// `direction`: `Some(true)` in, `Some(false)` out, `None` both.
+    pub inbound: Option<bool>,
+    /// IP protocol number, 0 for any (`proto="tcp|udp|icmp|any"`).
+    pub proto: u8,
+    /// `remote="a.b.c.d/n"`.
+    pub remote: Option<([u8; 4], u8)>,
+    /// `ports="N"` or `ports="N-M"`: the system's own port(s).
+    pub ports: Option<(u16, u16)>,
     /// Where it is declared.
     pub pos: Pos,
 }

@@ -257,6 +257,7 @@ pub(crate) fn system(doc: &roxmltree::Document, d: &mut Diags, board: &str) -> O
         pds: Vec::new(),
         channels: Vec::new(),
         rings: Vec::new(),
+        links: Vec::new(),
     };
     let mut channel_nodes = Vec::new();
     for node in elements(root, board) {
@@ -345,6 +346,8 @@ fn pd(cx: &mut Ctx, node: Node, parent: Option<usize>, out: &mut Vec<Pd>) {
         restart: None,
         heartbeat: None,
         state_quota: None,
+        net: None,
+        filter: None,
         setvar_regions: Vec::new(),
         pos: cx.d.pos_of(node),
     });
@@ -648,19 +651,234 @@ fn extension(cx: &mut Ctx, node: Node, pd: &mut Pd) {
                     .unwrap_or(u64::from(dflt.keys)) as u32,
             });
         }
+        "net" => {
+            cx.attrs(node, &["mac", "address", "gateway"], &[]);
+            let pos = cx.d.pos_of(node);
+            let mac = cx.req(node, "mac").and_then(|v| {
+                let m = parse_mac(v);
+                if m.is_none() {
+                    let p = cx.d.pos_attr(node, "mac");
+                    cx.d.at(p, format!("<axolotl:net>: mac \"{v}\" is not six hex bytes like 52:54:00:12:34:56"));
+                }
+                m
+            });
+            let addr = cx.req(node, "address").and_then(|v| {
+                let a = parse_cidr(v);
+                if a.is_none() {
+                    let p = cx.d.pos_attr(node, "address");
+                    cx.d.at(p, format!("<axolotl:net>: address \"{v}\" is not an IPv4 address with a prefix length like 10.0.2.15/24"));
+                }
+                a
+            });
+            let gateway = cx.get(node, "gateway").and_then(|v| {
+                let g = parse_ipv4(v);
+                if g.is_none() {
+                    let p = cx.d.pos_attr(node, "gateway");
+                    cx.d.at(
+                        p,
+                        format!("<axolotl:net>: gateway \"{v}\" is not an IPv4 address"),
+                    );
+                }
+                g
+            });
+            if let (Some(mac), Some((addr, prefix_len))) = (mac, addr) {
+                pd.net = Some(NetSpec {
+                    mac,
+                    addr,
+                    prefix_len,
+                    gateway,
+                    pos,
+                });
+            }
+        }
+        "filter" => {
+            cx.attrs(node, &["default"], &[]);
+            let default_pass = match cx.req(node, "default") {
+                Some("pass") => true,
+                Some("drop") | None => false,
+                Some(v) => {
+                    let p = cx.d.pos_attr(node, "default");
+                    cx.d.at(
+                        p,
+                        format!("<axolotl:filter>: default must be 'pass' or 'drop', not '{v}'"),
+                    );
+                    false
+                }
+            };
+            let mut rules = Vec::new();
+            for r in elements(node, cx.board) {
+                if !is_axolotl(r) || r.tag_name().name() != "rule" {
+                    cx.unknown_element(r, "axolotl:filter");
+                    continue;
+                }
+                if let Some(rule) = filter_rule(cx, r) {
+                    rules.push(rule);
+                }
+            }
+            pd.filter = Some(FilterSpec {
+                default_pass,
+                rules,
+            });
+        }
         _ => cx.unknown_element(node, "protection_domain"),
     }
+}
+
+fn filter_rule(cx: &mut Ctx, node: Node) -> Option<FilterRuleSpec> {
+    cx.attrs(
+        node,
+        &["action", "direction", "proto", "remote", "ports"],
+        &[],
+    );
+    let mut ok = true;
+    let mut bad = |cx: &mut Ctx, attr: &str, msg: String| {
+        let p = cx.d.pos_attr(node, attr);
+        cx.d.at(p, format!("<axolotl:rule>: {msg}"));
+        ok = false;
+    };
+    let pass = match cx.req(node, "action") {
+        Some("pass") => true,
+        Some("drop") => false,
+        Some(v) => {
+            bad(
+                cx,
+                "action",
+                format!("action must be 'pass' or 'drop', not '{v}'"),
+            );
+            false
+        }
+        None => return None,
+    };
+    let inbound = match cx.get(node, "direction") {
+        None | Some("both") => None,
+        Some("in") => Some(true),
+        Some("out") => Some(false),
+        Some(v) => {
+            bad(
+                cx,
+                "direction",
+                format!("direction must be 'in', 'out' or 'both', not '{v}'"),
+            );
+            None
+        }
+    };
+    let proto = match cx.get(node, "proto") {
+        None | Some("any") => 0,
+        Some("tcp") => 6,
+        Some("udp") => 17,
+        Some("icmp") => 1,
+        Some(v) => {
+            bad(
+                cx,
+                "proto",
+                format!("proto must be 'tcp', 'udp', 'icmp' or 'any', not '{v}'"),
+            );
+            0
+        }
+    };
+    let remote = match cx.get(node, "remote") {
+        None => None,
+        Some(v) => match parse_cidr(v) {
+            Some(n) => Some(n),
+            None => {
+                bad(
+                    cx,
+                    "remote",
+                    format!("remote \"{v}\" is not a network like 10.0.2.0/24"),
+                );
+                None
+            }
+        },
+    };
+    let ports = match cx.get(node, "ports") {
+        None => None,
+        Some(v) => {
+            let range = match v.split_once('-') {
+                Some((a, b)) => a
+                    .trim()
+                    .parse::<u16>()
+                    .ok()
+                    .zip(b.trim().parse::<u16>().ok()),
+                None => v.trim().parse::<u16>().ok().map(|p| (p, p)),
+            };
+            match range {
+                Some((a, b)) if a <= b => Some((a, b)),
+                _ => {
+                    bad(
+                        cx,
+                        "ports",
+                        format!("ports \"{v}\" is not a port or a range like 7 or 1024-65535"),
+                    );
+                    None
+                }
+            }
+        }
+    };
+    if ports.is_some() && !matches!(proto, 6 | 17) {
+        bad(
+            cx,
+            "ports",
+            "ports need proto=\"tcp\" or proto=\"udp\"".into(),
+        );
+    }
+    let pos = cx.d.pos_of(node);
+    ok.then_some(FilterRuleSpec {
+        pass,
+        inbound,
+        proto,
+        remote,
+        ports,
+        pos,
+    })
+}
+
+/// `a.b.c.d`.
+pub(crate) fn parse_ipv4(s: &str) -> Option<[u8; 4]> {
+    let mut out = [0u8; 4];
+    let mut parts = s.split('.');
+    for o in &mut out {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 3 || !p.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        *o = p.parse().ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// `a.b.c.d/n`.
+pub(crate) fn parse_cidr(s: &str) -> Option<([u8; 4], u8)> {
+    let (a, n) = s.split_once('/')?;
+    let n: u8 = n.parse().ok().filter(|n| *n <= 32)?;
+    Some((parse_ipv4(a)?, n))
+}
+
+/// `xx:xx:xx:xx:xx:xx`.
+pub(crate) fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for o in &mut out {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *o = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
 }
 
 fn channel(cx: &mut Ctx, node: Node, sys: &mut System) {
     cx.attrs(node, &[], &[]);
     let mut ends = Vec::new();
     let mut rings = Vec::new();
+    let mut links = Vec::new();
     for child in elements(node, cx.board) {
         if is_plain(child) && child.tag_name().name() == "end" {
             ends.push(child);
         } else if is_axolotl(child) && child.tag_name().name() == "ring" {
             rings.push(child);
+        } else if is_axolotl(child) && child.tag_name().name() == "link" {
+            links.push(child);
         } else {
             cx.unknown_element(child, "channel");
         }
@@ -754,6 +972,42 @@ fn channel(cx: &mut Ctx, node: Node, sys: &mut System) {
             region: region.to_string(),
             slots: u32::try_from(slots).unwrap_or(u32::MAX),
             pos: cx.d.pos_of(r),
+        });
+    }
+    for l in links {
+        cx.attrs(l, &["name", "sender", "region", "buffers", "buf_size"], &[]);
+        let name = cx.req(l, "name");
+        let sender = cx.req(l, "sender");
+        let region = cx.req(l, "region");
+        let buffers = cx.req_num(l, "buffers");
+        let buf_size = cx.req_num(l, "buf_size");
+        let (Some(name), Some(sender), Some(region), Some(buffers), Some(buf_size)) =
+            (name, sender, region, buffers, buf_size)
+        else {
+            continue;
+        };
+        let Some(snd) = sys.pd_index(sender).filter(|&p| p == pa || p == pb) else {
+            let pos = cx.d.pos_attr(l, "sender");
+            cx.d.at(
+                pos,
+                format!(
+                    "{}: sender '{sender}' is not one of the channel's PDs ({}, {})",
+                    label(l),
+                    sys.pds[pa].name,
+                    sys.pds[pb].name
+                ),
+            );
+            continue;
+        };
+        sys.links.push(Link {
+            name: name.to_string(),
+            channel: index,
+            sender: snd,
+            receiver: if snd == pa { pb } else { pa },
+            region: region.to_string(),
+            buffers: u32::try_from(buffers).unwrap_or(u32::MAX),
+            buf_size: u32::try_from(buf_size).unwrap_or(u32::MAX),
+            pos: cx.d.pos_of(l),
         });
     }
 }

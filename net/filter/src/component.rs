@@ -1,0 +1,196 @@
+//! The packet filter PD: a T-junction between IP and the transports. Every
+//! packet from IP is checked inbound and goes to TCP or UDP by protocol;
+//! every packet from a transport is checked outbound and goes to IP.
+
+use crate::{Action, Direction, Filter, Net, Policy, Proto, Rule};
+use axolotl_link::{RxLink, TxLink};
+use axolotl_sdk::config::FilterRule;
+use axolotl_sdk::{ChannelSet, Handler, Os};
+use smoltcp::wire::{IpProtocol, Ipv4Address, Ipv4Packet};
+
+/// Packets moved per link per round at most.
+const BATCH: usize = 64;
+/// How long after a start the filter resyncs open TCP connections (see
+/// [`Filter::resync_until`]).
+pub const RESYNC_NS: u64 = 5_000_000_000;
+
+/// The policy that system.xml's rules describe.
+pub fn policy(rules: &[FilterRule], default_pass: bool) -> Policy {
+    let mut p = Policy {
+        rules: heapless::Vec::new(),
+        default: if default_pass {
+            Action::Pass
+        } else {
+            Action::Drop
+        },
+    };
+    for r in rules {
+        let rule = Rule {
+            action: if r.pass { Action::Pass } else { Action::Drop },
+            direction: r
+                .inbound
+                .map(|i| if i { Direction::In } else { Direction::Out }),
+            proto: match r.proto {
+                6 => Proto::Tcp,
+                17 => Proto::Udp,
+                1 => Proto::Icmp,
+                _ => Proto::Any,
+            },
+            remote: r.remote.map(|(a, n)| Net {
+                addr: Ipv4Address::from(a),
+                prefix_len: n,
+            }),
+            local_ports: r.ports,
+        };
+        if p.rules.push(rule).is_err() {
+            log::warn!(
+                "more than {} filter rules: the rest are ignored",
+                crate::MAX_RULES
+            );
+            break;
+        }
+    }
+    p
+}
+
+/// The filter PD's links.
+pub struct FilterLinks {
+    /// Inbound packets from IP.
+    pub from_ip: RxLink,
+    /// Outbound packets to IP.
+    pub to_ip: TxLink,
+    /// Inbound TCP.
+    pub to_tcp: TxLink,
+    /// Outbound TCP.
+    pub from_tcp: RxLink,
+    /// Inbound UDP.
+    pub to_udp: TxLink,
+    /// Outbound UDP.
+    pub from_udp: RxLink,
+}
+
+/// Packets the filter passed but could not deliver (a full link), or that
+/// no transport takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Undelivered {
+    /// The next PD's link was full.
+    pub link_full: u64,
+    /// Inbound packets of protocols without a transport PD.
+    pub no_transport: u64,
+}
+
+/// The filter PD's handler.
+pub struct FilterPd {
+    filter: Filter,
+    links: FilterLinks,
+    undelivered: Undelivered,
+}
+
+impl FilterPd {
+    /// The filter PD; it resyncs open connections for [`RESYNC_NS`].
+    pub fn new(os: &mut dyn Os, mut filter: Filter, links: FilterLinks) -> FilterPd {
+        filter.resync_until(os.now().as_nanos().saturating_add(RESYNC_NS));
+        let mut pd = FilterPd {
+            filter,
+            links,
+            undelivered: Undelivered::default(),
+        };
+        pd.run(os);
+        pd
+    }
+
+    /// The filter.
+    pub fn filter(&self) -> &Filter {
+        &self.filter
+    }
+
+    /// What passed but was not delivered.
+    pub fn undelivered(&self) -> Undelivered {
+        self.undelivered
+    }
+
+    fn run(&mut self, os: &mut dyn Os) {
+        let mut buf = [0u8; 2048];
+        loop {
+            let now = os.now().as_nanos();
+            let mut moved = 0;
+            let l = &mut self.links;
+            // Inbound.
+            for _ in 0..BATCH {
+                let n = match l.from_ip.recv(&mut buf) {
+                    Ok(Some((n, _))) => n,
+                    Ok(None) => break,
+                    Err(e) => {
+                        log::warn!("link from IP: {e:?}");
+                        break;
+                    }
+                };
+                moved += 1;
+                let p = &buf[..n];
+                if self.filter.check(Direction::In, p, now) == Action::Drop {
+                    continue;
+                }
+                // check() parsed the header already.
+                let proto = Ipv4Packet::new_checked(p).map(|ip| ip.next_header());
+                let to = match proto {
+                    Ok(IpProtocol::Tcp) => &mut l.to_tcp,
+                    Ok(IpProtocol::Udp) => &mut l.to_udp,
+                    _ => {
+                        self.undelivered.no_transport += 1;
+                        continue;
+                    }
+                };
+                if to.send(p, 0).is_err() {
+                    self.undelivered.link_full += 1;
+                }
+            }
+            // Outbound.
+            for from in [&mut l.from_tcp, &mut l.from_udp] {
+                for _ in 0..BATCH {
+                    let n = match from.recv(&mut buf) {
+                        Ok(Some((n, _))) => n,
+                        Ok(None) => break,
+                        Err(e) => {
+                            log::warn!("link from a transport: {e:?}");
+                            break;
+                        }
+                    };
+                    moved += 1;
+                    if self.filter.check(Direction::Out, &buf[..n], now) == Action::Pass
+                        && l.to_ip.send(&buf[..n], 0).is_err()
+                    {
+                        self.undelivered.link_full += 1;
+                    }
+                }
+            }
+            for (must, ch) in [
+                (l.from_ip.must_notify(), l.from_ip.channel()),
+                (l.from_tcp.must_notify(), l.from_tcp.channel()),
+                (l.from_udp.must_notify(), l.from_udp.channel()),
+                (l.to_ip.must_notify(), l.to_ip.channel()),
+                (l.to_tcp.must_notify(), l.to_tcp.channel()),
+                (l.to_udp.must_notify(), l.to_udp.channel()),
+            ] {
+                if must {
+                    os.notify(ch);
+                }
+            }
+            if moved == 0
+                && l.from_ip.request_packets()
+                && l.from_tcp.request_packets()
+                && l.from_udp.request_packets()
+            {
+                return;
+            }
+        }
+    }
+}
+
+impl Handler for FilterPd {
+    type Error = core::convert::Infallible;
+
+    fn notified(&mut self, os: &mut dyn Os, _channels: ChannelSet) -> Result<(), Self::Error> {
+        self.run(os);
+        Ok(())
+    }
+}

@@ -1,0 +1,561 @@
+//! The host end of the Linux-hosted network.
+//!
+//! `axolotl run` starts a gateway on the other end of the NIC driver's
+//! link (a datagram socket, one Ethernet frame per datagram). The gateway
+//! is a small smoltcp host at 10.0.2.2 on the system's link, as QEMU's user
+//! networking is on a guest's, and forwards ports of the host's loopback
+//! to the system: each TCP connection accepted on a forwarded host port is
+//! opened anew from the gateway to the system's port, and the bytes are
+//! relayed both ways, half-closes included; each UDP client gets its own
+//! gateway port, so that replies find their way back.
+//!
+//! No privileges and no system packages are needed: everything is a
+//! socket of the user's.
+
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
+use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
+use smoltcp::socket::{tcp, udp};
+use smoltcp::time::Instant as SmolInstant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, Ipv4Address};
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A transport protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Proto {
+    /// `tcp` or `udp`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// One forwarded port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Forward {
+    /// Which protocol.
+    pub proto: Proto,
+    /// Where the host listens.
+    pub host: SocketAddr,
+    /// The system's port.
+    pub port: u16,
+}
+
+impl Forward {
+    /// Parses `PROTO:HOSTPORT:PORT` or `PROTO:ADDR:HOSTPORT:PORT`
+    /// (`tcp:8080:80`, `udp:127.0.0.1:8007:7`); the host address defaults
+    /// to 127.0.0.1.
+    pub fn parse(s: &str) -> Result<Forward, String> {
+        let bad = || format!("forward '{s}': expected PROTO:HOSTPORT:PORT, such as tcp:8080:80");
+        let parts: Vec<&str> = s.split(':').collect();
+        let (proto, addr, hport, port) = match parts[..] {
+            [p, h, g] => (p, "127.0.0.1", h, g),
+            [p, a, h, g] => (p, a, h, g),
+            _ => return Err(bad()),
+        };
+        let proto = match proto {
+            "tcp" => Proto::Tcp,
+            "udp" => Proto::Udp,
+            _ => return Err(format!("forward '{s}': protocol must be tcp or udp")),
+        };
+        let host: SocketAddr = format!("{addr}:{hport}").parse().map_err(|_| bad())?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        Ok(Forward { proto, host, port })
+    }
+
+    /// The forwards `axolotl run` sets up unless told otherwise: echo,
+    /// discard and the status page.
+    pub fn defaults() -> Vec<Forward> {
+        ["tcp:8007:7", "udp:8007:7", "tcp:8009:9", "tcp:8080:80"]
+            .iter()
+            .filter_map(|s| Forward::parse(s).ok())
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Forward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} -> port {}",
+            self.proto.name(),
+            self.host,
+            self.port
+        )
+    }
+}
+
+/// The gateway's place on the link.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Where the gateway's datagram socket is bound; the NIC driver binds
+    /// `<path>.nic` and sends here.
+    pub socket: PathBuf,
+    /// The gateway's Ethernet address.
+    pub mac: [u8; 6],
+    /// The gateway's address and prefix on the link.
+    pub addr: ([u8; 4], u8),
+    /// The system's address, where forwards go.
+    pub system: [u8; 4],
+    /// The forwards.
+    pub forwards: Vec<Forward>,
+}
+
+/// Bytes of buffer each way per forwarded TCP connection.
+const TCP_BUFFER: usize = 256 * 1024;
+/// Datagrams buffered each way per UDP client.
+const UDP_DATAGRAMS: usize = 32;
+/// Frames held for smoltcp before more are dropped.
+const RX_QUEUE: usize = 1024;
+/// UDP clients remembered at once.
+const UDP_CLIENTS: usize = 64;
+
+struct Link {
+    sock: UnixDatagram,
+    peer: PathBuf,
+    rx: VecDeque<Vec<u8>>,
+}
+
+struct Rx(Vec<u8>);
+struct Tx<'a>(&'a UnixDatagram, &'a Path);
+
+impl RxToken for Rx {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        f(&self.0)
+    }
+}
+
+impl TxToken for Tx<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut buf = vec![0u8; len];
+        let r = f(&mut buf);
+        // No NIC driver (not started yet, or restarting): the frame is
+        // lost, as on a wire with nobody at the other end.
+        let _ = self.0.send_to(&buf, self.1);
+        r
+    }
+}
+
+impl Device for Link {
+    type RxToken<'a> = Rx;
+    type TxToken<'a> = Tx<'a>;
+
+    fn receive(&mut self, _: SmolInstant) -> Option<(Rx, Tx<'_>)> {
+        let f = self.rx.pop_front()?;
+        Some((Rx(f), Tx(&self.sock, &self.peer)))
+    }
+
+    fn transmit(&mut self, _: SmolInstant) -> Option<Tx<'_>> {
+        Some(Tx(&self.sock, &self.peer))
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut c = DeviceCapabilities::default();
+        c.medium = Medium::Ethernet;
+        c.max_transmission_unit = 1514;
+        c
+    }
+}
+
+struct TcpConn {
+    host: TcpStream,
+    handle: SocketHandle,
+    /// Bytes from the system not yet written to the host.
+    to_host: Vec<u8>,
+    host_eof: bool,
+    host_shut: bool,
+}
+
+struct UdpClient {
+    listener: usize,
+    client: SocketAddr,
+    handle: SocketHandle,
+    port: u16,
+    last: Instant,
+}
+
+enum Listener {
+    Tcp(TcpListener, u16),
+    Udp(UdpSocket, u16),
+}
+
+/// A running gateway: call [`Gateway::run`] on a thread of its own.
+pub struct Gateway {
+    link: Link,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    listeners: Vec<Listener>,
+    tcp: Vec<TcpConn>,
+    udp: Vec<UdpClient>,
+    system: Ipv4Address,
+    next_port: u16,
+    t0: Instant,
+}
+
+fn nonblocking_err(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted
+}
+
+impl Gateway {
+    /// Binds the link socket and every forwarded host port; the error
+    /// names what could not be bound.
+    pub fn bind(cfg: &GatewayConfig) -> Result<Gateway, String> {
+        let _ = std::fs::remove_file(&cfg.socket);
+        let sock = UnixDatagram::bind(&cfg.socket)
+            .map_err(|e| format!("gateway socket {}: {e}", cfg.socket.display()))?;
+        sock.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let mut peer = cfg.socket.clone().into_os_string();
+        peer.push(".nic");
+        let mut link = Link {
+            sock,
+            peer: PathBuf::from(peer),
+            rx: VecDeque::new(),
+        };
+        let mut listeners = Vec::new();
+        for f in &cfg.forwards {
+            let l = match f.proto {
+                Proto::Tcp => TcpListener::bind(f.host).map(|l| Listener::Tcp(l, f.port)),
+                Proto::Udp => UdpSocket::bind(f.host).map(|l| Listener::Udp(l, f.port)),
+            }
+            .map_err(|e| format!("cannot forward {f}: {e} (choose another port with --forward)"))?;
+            match &l {
+                Listener::Tcp(t, _) => t.set_nonblocking(true),
+                Listener::Udp(u, _) => u.set_nonblocking(true),
+            }
+            .map_err(|e| e.to_string())?;
+            listeners.push(l);
+        }
+        let t0 = Instant::now();
+        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(cfg.mac)));
+        config.random_seed = u64::from(std::process::id()) ^ 0x9e37_79b9_7f4a_7c15;
+        let mut iface = Interface::new(config, &mut link, SmolInstant::from_micros(0));
+        let (a, n) = cfg.addr;
+        iface.update_ip_addrs(|ips| {
+            let _ = ips.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::from(a)), n));
+        });
+        Ok(Gateway {
+            link,
+            iface,
+            sockets: SocketSet::new(Vec::new()),
+            listeners,
+            tcp: Vec::new(),
+            udp: Vec::new(),
+            system: Ipv4Address::from(cfg.system),
+            next_port: 49152,
+            t0,
+        })
+    }
+
+    fn now(&self) -> SmolInstant {
+        SmolInstant::from_micros(self.t0.elapsed().as_micros() as i64)
+    }
+
+    fn ephemeral(&mut self) -> u16 {
+        let p = self.next_port;
+        self.next_port = if p >= 65000 { 49152 } else { p + 1 };
+        p
+    }
+
+    /// Serves for ever (until the process ends).
+    pub fn run(mut self) {
+        loop {
+            self.step(100);
+        }
+    }
+
+    /// One round: waits up to `max_wait_ms` for anything, then moves
+    /// frames and bytes.
+    pub fn step(&mut self, max_wait_ms: i32) {
+        let now = self.now();
+        let wait = self
+            .iface
+            .poll_delay(now, &self.sockets)
+            .map(|d| d.total_millis().min(max_wait_ms as u64) as i32)
+            .unwrap_or(max_wait_ms);
+        self.wait(wait);
+        self.receive_frames();
+        self.accept();
+        for _ in 0..8 {
+            let now = self.now();
+            self.iface.poll(now, &mut self.link, &mut self.sockets);
+            let moved = self.relay_tcp() | self.relay_udp();
+            if !moved && self.link.rx.is_empty() {
+                break;
+            }
+        }
+        let now = self.now();
+        self.iface.poll(now, &mut self.link, &mut self.sockets);
+        self.reap();
+    }
+
+    fn wait(&self, timeout_ms: i32) {
+        let mut fds = vec![libc::pollfd {
+            fd: self.link.sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        }];
+        for l in &self.listeners {
+            let fd = match l {
+                Listener::Tcp(t, _) => t.as_raw_fd(),
+                Listener::Udp(u, _) => u.as_raw_fd(),
+            };
+            fds.push(libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        for c in &self.tcp {
+            let s = self.sockets.get::<tcp::Socket>(c.handle);
+            let mut events = 0;
+            if !c.host_eof && s.can_send() {
+                events |= libc::POLLIN;
+            }
+            if !c.to_host.is_empty() {
+                events |= libc::POLLOUT;
+            }
+            fds.push(libc::pollfd {
+                fd: c.host.as_raw_fd(),
+                events,
+                revents: 0,
+            });
+        }
+        // SAFETY: fds is a valid array of pollfd of the length given.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    }
+
+    fn receive_frames(&mut self) {
+        let mut buf = [0u8; 2048];
+        while self.link.rx.len() < RX_QUEUE {
+            match self.link.sock.recv(&mut buf) {
+                Ok(n) => self.link.rx.push_back(buf[..n].to_vec()),
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn accept(&mut self) {
+        for i in 0..self.listeners.len() {
+            match &self.listeners[i] {
+                Listener::Tcp(l, port) => {
+                    let port = *port;
+                    let mut accepted = Vec::new();
+                    while let Ok(a) = l.accept() {
+                        accepted.push(a);
+                    }
+                    for (stream, from) in accepted {
+                        if let Err(e) = self.open_tcp(stream, port) {
+                            log::warn!("gateway: cannot forward {from}: {e}");
+                        }
+                    }
+                }
+                Listener::Udp(..) => self.udp_from_host(i),
+            }
+        }
+    }
+
+    fn open_tcp(&mut self, host: TcpStream, port: u16) -> Result<(), String> {
+        host.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let _ = host.set_nodelay(true);
+        let mut s = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+            tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+        );
+        s.set_nagle_enabled(false);
+        let local = self.ephemeral();
+        s.connect(
+            self.iface.context(),
+            IpEndpoint::new(IpAddress::Ipv4(self.system), port),
+            local,
+        )
+        .map_err(|e| e.to_string())?;
+        let handle = self.sockets.add(s);
+        self.tcp.push(TcpConn {
+            host,
+            handle,
+            to_host: Vec::new(),
+            host_eof: false,
+            host_shut: false,
+        });
+        Ok(())
+    }
+
+    fn udp_from_host(&mut self, li: usize) {
+        let mut buf = [0u8; 65536];
+        loop {
+            let (n, client, port) = match &self.listeners[li] {
+                Listener::Udp(u, port) => match u.recv_from(&mut buf) {
+                    Ok((n, c)) => (n, c, *port),
+                    Err(_) => return,
+                },
+                Listener::Tcp(..) => return,
+            };
+            let idx = match self
+                .udp
+                .iter()
+                .position(|c| c.listener == li && c.client == client)
+            {
+                Some(i) => i,
+                None => {
+                    if self.udp.len() >= UDP_CLIENTS {
+                        let oldest = (0..self.udp.len()).min_by_key(|&i| self.udp[i].last);
+                        if let Some(o) = oldest {
+                            let c = self.udp.swap_remove(o);
+                            self.sockets.remove(c.handle);
+                        }
+                    }
+                    let mk = || {
+                        udp::PacketBuffer::new(
+                            vec![udp::PacketMetadata::EMPTY; UDP_DATAGRAMS],
+                            vec![0u8; UDP_DATAGRAMS * 1500],
+                        )
+                    };
+                    let mut s = udp::Socket::new(mk(), mk());
+                    let local = self.ephemeral();
+                    if s.bind(local).is_err() {
+                        return;
+                    }
+                    let handle = self.sockets.add(s);
+                    self.udp.push(UdpClient {
+                        listener: li,
+                        client,
+                        handle,
+                        port,
+                        last: Instant::now(),
+                    });
+                    self.udp.len() - 1
+                }
+            };
+            let c = &mut self.udp[idx];
+            c.last = Instant::now();
+            let s = self.sockets.get_mut::<udp::Socket>(c.handle);
+            let to = IpEndpoint::new(IpAddress::Ipv4(self.system), c.port);
+            if s.send_slice(&buf[..n], to).is_err() {
+                log::debug!("gateway: UDP datagram from {client} dropped (too long or no room)");
+            }
+        }
+    }
+
+    fn relay_udp(&mut self) -> bool {
+        let mut moved = false;
+        let mut buf = [0u8; 2048];
+        for c in &self.udp {
+            let s = self.sockets.get_mut::<udp::Socket>(c.handle);
+            while let Ok((n, _)) = s.recv_slice(&mut buf) {
+                if let Listener::Udp(u, _) = &self.listeners[c.listener] {
+                    let _ = u.send_to(&buf[..n], c.client);
+                }
+                moved = true;
+            }
+        }
+        moved
+    }
+
+    fn relay_tcp(&mut self) -> bool {
+        let mut moved = false;
+        let mut buf = vec![0u8; 64 * 1024];
+        for c in &mut self.tcp {
+            let s = self.sockets.get_mut::<tcp::Socket>(c.handle);
+            // Host to system.
+            while !c.host_eof && s.can_send() {
+                let room = s.send_capacity() - s.send_queue();
+                let want = room.min(buf.len());
+                if want == 0 {
+                    break;
+                }
+                match c.host.read(&mut buf[..want]) {
+                    Ok(0) => {
+                        c.host_eof = true;
+                        s.close();
+                        moved = true;
+                    }
+                    Ok(n) => {
+                        let _ = s.send_slice(&buf[..n]);
+                        moved = true;
+                    }
+                    Err(e) if nonblocking_err(&e) => break,
+                    Err(_) => {
+                        c.host_eof = true;
+                        s.abort();
+                        break;
+                    }
+                }
+            }
+            // System to host.
+            loop {
+                if c.to_host.is_empty() && s.can_recv() {
+                    let _ = s.recv(|b| {
+                        c.to_host.extend_from_slice(b);
+                        (b.len(), ())
+                    });
+                }
+                if c.to_host.is_empty() {
+                    break;
+                }
+                match c.host.write(&c.to_host) {
+                    Ok(n) => {
+                        c.to_host.drain(..n);
+                        moved = true;
+                    }
+                    Err(e) if nonblocking_err(&e) => break,
+                    Err(_) => {
+                        c.to_host.clear();
+                        s.abort();
+                        break;
+                    }
+                }
+            }
+            // The system closed its side and everything reached the host.
+            if !c.host_shut
+                && !s.may_recv()
+                && c.to_host.is_empty()
+                && s.state() != tcp::State::SynSent
+            {
+                let _ = c.host.shutdown(Shutdown::Write);
+                c.host_shut = true;
+                moved = true;
+            }
+        }
+        moved
+    }
+
+    fn reap(&mut self) {
+        let sockets = &mut self.sockets;
+        self.tcp.retain(|c| {
+            let s = sockets.get::<tcp::Socket>(c.handle);
+            let done = s.state() == tcp::State::Closed
+                || (s.state() == tcp::State::TimeWait && c.host_eof);
+            if done {
+                if !c.host_shut {
+                    // Refused or reset by the system: the host sees a reset too.
+                    let _ = c.host.shutdown(Shutdown::Both);
+                }
+                sockets.remove(c.handle);
+            }
+            !done
+        });
+    }
+}
+
+/// Binds the gateway and runs it on a thread of its own.
+pub fn spawn(cfg: &GatewayConfig) -> Result<std::thread::JoinHandle<()>, String> {
+    let gw = Gateway::bind(cfg)?;
+    std::thread::Builder::new()
+        .name("gateway".into())
+        .spawn(move || gw.run())
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,136 @@
+//! The host's network devices for the NIC driver PD, chosen by the
+//! `AXOLOTL_NIC` environment variable that `axolotl run` sets:
+//!
+//! - `unix:PATH`: a datagram socket carrying one Ethernet frame per
+//!   datagram to and from the host gateway bound at `PATH` (the driver
+//!   binds `PATH.nic`). No privileges needed.
+//! - `tap:NAME`: the TAP device `NAME` (in a network namespace where the
+//!   caller may create one, such as `unshare -rn`).
+//! - `none`: no device at all.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+
+/// The environment variable naming the device.
+pub const ENV: &str = "AXOLOTL_NIC";
+
+/// A host network device: frames in and out, readable when one waits.
+pub enum HostNic {
+    /// A datagram socket to the host gateway.
+    Unix {
+        /// The socket, bound at `PATH.nic`.
+        sock: UnixDatagram,
+        /// The gateway's address.
+        peer: PathBuf,
+    },
+    /// A TAP device.
+    Tap(OwnedFd),
+    /// No device: nothing arrives, everything sent is lost.
+    Unplugged(UnixDatagram),
+}
+
+impl HostNic {
+    /// Opens the device `AXOLOTL_NIC` names.
+    pub fn from_env() -> io::Result<HostNic> {
+        let spec = std::env::var(ENV).map_err(|_| {
+            io::Error::other(format!(
+                "{ENV} is not set: the NIC driver runs under `axolotl run`, which sets it"
+            ))
+        })?;
+        HostNic::open(&spec)
+    }
+
+    /// Opens `unix:PATH` or `tap:NAME`.
+    pub fn open(spec: &str) -> io::Result<HostNic> {
+        if let Some(path) = spec.strip_prefix("unix:") {
+            let peer = PathBuf::from(path);
+            let mine = PathBuf::from(format!("{path}.nic"));
+            let _ = std::fs::remove_file(&mine);
+            let sock = UnixDatagram::bind(&mine)?;
+            sock.set_nonblocking(true)?;
+            Ok(HostNic::Unix { sock, peer })
+        } else if spec == "none" {
+            UnixDatagram::unbound().map(HostNic::Unplugged)
+        } else if let Some(name) = spec.strip_prefix("tap:") {
+            tap(name).map(HostNic::Tap)
+        } else {
+            Err(io::Error::other(format!(
+                "{ENV}='{spec}': expected unix:PATH, tap:NAME or none"
+            )))
+        }
+    }
+
+    /// The descriptor that is readable when a frame waits.
+    pub fn fd(&self) -> RawFd {
+        match self {
+            HostNic::Unix { sock, .. } => sock.as_raw_fd(),
+            HostNic::Tap(fd) => fd.as_raw_fd(),
+            HostNic::Unplugged(s) => s.as_raw_fd(),
+        }
+    }
+
+    /// A received frame, if one waits.
+    pub fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
+        match self {
+            HostNic::Unix { sock, .. } => sock.recv(buf).ok(),
+            HostNic::Tap(fd) => crate::sys::recv_read(fd.as_raw_fd(), buf),
+            HostNic::Unplugged(_) => None,
+        }
+    }
+
+    /// Sends a frame; false if it was dropped (no gateway, queue full).
+    pub fn send(&mut self, frame: &[u8]) -> bool {
+        match self {
+            HostNic::Unix { sock, peer } => sock.send_to(frame, &*peer).is_ok(),
+            HostNic::Tap(fd) => crate::sys::write_all_once(fd.as_raw_fd(), frame),
+            HostNic::Unplugged(_) => false,
+        }
+    }
+}
+
+fn tap(name: &str) -> io::Result<OwnedFd> {
+    const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
+    const IFF_TAP: libc::c_short = 0x0002;
+    const IFF_NO_PI: libc::c_short = 0x1000;
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; 16],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    if name.is_empty() || name.len() > 15 {
+        return Err(io::Error::other(format!(
+            "TAP name '{name}' must have 1 to 15 bytes"
+        )));
+    }
+    // SAFETY: a plain open of a NUL-terminated path.
+    let raw = unsafe {
+        libc::open(
+            c"/dev/net/tun".as_ptr(),
+            libc::O_RDWR | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: raw is a descriptor we just opened and own.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut req = IfReq {
+        name: [0; 16],
+        flags: IFF_TAP | IFF_NO_PI,
+        _pad: [0; 22],
+    };
+    req.name[..name.len()].copy_from_slice(name.as_bytes());
+    // SAFETY: TUNSETIFF reads and writes an ifreq, which req is laid out as.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), TUNSETIFF, &mut req as *mut IfReq) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return Err(io::Error::new(
+            e.kind(),
+            format!("TAP device '{name}': {e} (creating one needs CAP_NET_ADMIN, for example inside `unshare -rn`)"),
+        ));
+    }
+    Ok(fd)
+}
