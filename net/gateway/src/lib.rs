@@ -1,7 +1,8 @@
 //! The host end of the Linux-hosted network.
 //!
 //! `axolotl run` starts a gateway on the other end of the NIC driver's
-//! link (a datagram socket, one Ethernet frame per datagram). The gateway
+//! link (a `SOCK_SEQPACKET` socket, one Ethernet frame per packet; the
+//! driver connects, and connects again after a restart). The gateway
 //! is a small smoltcp host at 10.0.2.2 on the system's link, as QEMU's user
 //! networking is on a guest's, and forwards ports of the host's loopback
 //! to the system: each TCP connection accepted on a forwarded host port is
@@ -21,8 +22,8 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// A transport protocol.
@@ -102,8 +103,7 @@ impl std::fmt::Display for Forward {
 /// The gateway's place on the link.
 #[derive(Clone, Debug)]
 pub struct GatewayConfig {
-    /// Where the gateway's datagram socket is bound; the NIC driver binds
-    /// `<path>.nic` and sends here.
+    /// Where the gateway listens for the NIC driver.
     pub socket: PathBuf,
     /// The gateway's Ethernet address.
     pub mac: [u8; 6],
@@ -121,17 +121,46 @@ const TCP_BUFFER: usize = 256 * 1024;
 const UDP_DATAGRAMS: usize = 32;
 /// Frames held for smoltcp before more are dropped.
 const RX_QUEUE: usize = 1024;
+/// Frames held for the driver's socket before more are dropped.
+const TX_QUEUE: usize = 4096;
 /// UDP clients remembered at once.
 const UDP_CLIENTS: usize = 64;
 
 struct Link {
-    sock: UnixDatagram,
-    peer: PathBuf,
+    listener: OwnedFd,
+    conn: Option<OwnedFd>,
     rx: VecDeque<Vec<u8>>,
+    /// Frames the driver's socket had no room for yet.
+    tx: VecDeque<Vec<u8>>,
+}
+
+impl Link {
+    /// Sends what waits; whether everything went.
+    fn flush(&mut self) -> bool {
+        let Some(c) = &self.conn else {
+            self.tx.clear();
+            return true;
+        };
+        while let Some(f) = self.tx.front() {
+            match axolotl_host::sys::send_nonblocking(c.as_raw_fd(), f) {
+                Ok(true) => {
+                    self.tx.pop_front();
+                }
+                Ok(false) => return false,
+                Err(_) => {
+                    // The driver went away (it is restarting).
+                    self.conn = None;
+                    self.tx.clear();
+                    return true;
+                }
+            }
+        }
+        true
+    }
 }
 
 struct Rx(Vec<u8>);
-struct Tx<'a>(&'a UnixDatagram, &'a Path);
+struct Tx<'a>(&'a mut Link);
 
 impl RxToken for Rx {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
@@ -143,9 +172,13 @@ impl TxToken for Tx<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
         let mut buf = vec![0u8; len];
         let r = f(&mut buf);
-        // No NIC driver (not started yet, or restarting): the frame is
-        // lost, as on a wire with nobody at the other end.
-        let _ = self.0.send_to(&buf, self.1);
+        // Without a NIC driver (not started yet, or restarting) the frame
+        // is lost, as on a wire with nobody at the other end; a full socket
+        // keeps it for later, up to a bound.
+        if self.0.conn.is_some() && self.0.tx.len() < TX_QUEUE {
+            self.0.tx.push_back(buf);
+            self.0.flush();
+        }
         r
     }
 }
@@ -156,11 +189,11 @@ impl Device for Link {
 
     fn receive(&mut self, _: SmolInstant) -> Option<(Rx, Tx<'_>)> {
         let f = self.rx.pop_front()?;
-        Some((Rx(f), Tx(&self.sock, &self.peer)))
+        Some((Rx(f), Tx(self)))
     }
 
     fn transmit(&mut self, _: SmolInstant) -> Option<Tx<'_>> {
-        Some(Tx(&self.sock, &self.peer))
+        (self.tx.len() < TX_QUEUE).then_some(Tx(self))
     }
 
     fn capabilities(&self) -> DeviceCapabilities {
@@ -214,16 +247,13 @@ impl Gateway {
     /// Binds the link socket and every forwarded host port; the error
     /// names what could not be bound.
     pub fn bind(cfg: &GatewayConfig) -> Result<Gateway, String> {
-        let _ = std::fs::remove_file(&cfg.socket);
-        let sock = UnixDatagram::bind(&cfg.socket)
+        let listener = axolotl_host::sys::seqpacket_listen(&cfg.socket)
             .map_err(|e| format!("gateway socket {}: {e}", cfg.socket.display()))?;
-        sock.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let mut peer = cfg.socket.clone().into_os_string();
-        peer.push(".nic");
         let mut link = Link {
-            sock,
-            peer: PathBuf::from(peer),
+            listener,
+            conn: None,
             rx: VecDeque::new(),
+            tx: VecDeque::new(),
         };
         let mut listeners = Vec::new();
         for f in &cfg.forwards {
@@ -304,10 +334,18 @@ impl Gateway {
 
     fn wait(&self, timeout_ms: i32) {
         let mut fds = vec![libc::pollfd {
-            fd: self.link.sock.as_raw_fd(),
+            fd: self.link.listener.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         }];
+        if let Some(c) = &self.link.conn {
+            let out = if self.link.tx.is_empty() { 0 } else { libc::POLLOUT };
+            fds.push(libc::pollfd {
+                fd: c.as_raw_fd(),
+                events: libc::POLLIN | out,
+                revents: 0,
+            });
+        }
         for l in &self.listeners {
             let fd = match l {
                 Listener::Tcp(t, _) => t.as_raw_fd(),
@@ -339,11 +377,22 @@ impl Gateway {
     }
 
     fn receive_frames(&mut self) {
+        // A (re)started driver connects anew: the newest connection wins.
+        while let Some(c) = axolotl_host::sys::seqpacket_accept(self.link.listener.as_raw_fd()) {
+            self.link.conn = Some(c);
+            self.link.tx.clear();
+        }
+        self.link.flush();
         let mut buf = [0u8; 2048];
         while self.link.rx.len() < RX_QUEUE {
-            match self.link.sock.recv(&mut buf) {
-                Ok(n) => self.link.rx.push_back(buf[..n].to_vec()),
-                Err(_) => break,
+            let Some(c) = &self.link.conn else { break };
+            match axolotl_host::sys::recv_nonblocking(c.as_raw_fd(), &mut buf) {
+                Ok(Some(0)) | Err(_) => {
+                    self.link.conn = None;
+                    break;
+                }
+                Ok(Some(n)) => self.link.rx.push_back(buf[..n].to_vec()),
+                Ok(None) => break,
             }
         }
     }

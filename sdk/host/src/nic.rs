@@ -1,9 +1,9 @@
 //! The host's network devices for the NIC driver PD, chosen by the
 //! `AXOLOTL_NIC` environment variable that `axolotl run` sets:
 //!
-//! - `unix:PATH`: a datagram socket carrying one Ethernet frame per
-//!   datagram to and from the host gateway bound at `PATH` (the driver
-//!   binds `PATH.nic`). No privileges needed.
+//! - `unix:PATH`: a `SOCK_SEQPACKET` connection to the host gateway
+//!   listening at `PATH`, one Ethernet frame per packet. No privileges
+//!   needed. (Datagram sockets would drop frames after ten queued ones.)
 //! - `tap:NAME`: the TAP device `NAME` (in a network namespace where the
 //!   caller may create one, such as `unshare -rn`).
 //! - `none`: no device at all.
@@ -11,20 +11,14 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
 
 /// The environment variable naming the device.
 pub const ENV: &str = "AXOLOTL_NIC";
 
 /// A host network device: frames in and out, readable when one waits.
 pub enum HostNic {
-    /// A datagram socket to the host gateway.
-    Unix {
-        /// The socket, bound at `PATH.nic`.
-        sock: UnixDatagram,
-        /// The gateway's address.
-        peer: PathBuf,
-    },
+    /// A connection to the host gateway.
+    Unix(OwnedFd),
     /// A TAP device.
     Tap(OwnedFd),
     /// No device: nothing arrives, everything sent is lost.
@@ -45,12 +39,7 @@ impl HostNic {
     /// Opens `unix:PATH` or `tap:NAME`.
     pub fn open(spec: &str) -> io::Result<HostNic> {
         if let Some(path) = spec.strip_prefix("unix:") {
-            let peer = PathBuf::from(path);
-            let mine = PathBuf::from(format!("{path}.nic"));
-            let _ = std::fs::remove_file(&mine);
-            let sock = UnixDatagram::bind(&mine)?;
-            sock.set_nonblocking(true)?;
-            Ok(HostNic::Unix { sock, peer })
+            crate::sys::seqpacket_connect(std::path::Path::new(path)).map(HostNic::Unix)
         } else if spec == "none" {
             UnixDatagram::unbound().map(HostNic::Unplugged)
         } else if let Some(name) = spec.strip_prefix("tap:") {
@@ -65,7 +54,7 @@ impl HostNic {
     /// The descriptor that is readable when a frame waits.
     pub fn fd(&self) -> RawFd {
         match self {
-            HostNic::Unix { sock, .. } => sock.as_raw_fd(),
+            HostNic::Unix(fd) => fd.as_raw_fd(),
             HostNic::Tap(fd) => fd.as_raw_fd(),
             HostNic::Unplugged(s) => s.as_raw_fd(),
         }
@@ -74,7 +63,7 @@ impl HostNic {
     /// A received frame, if one waits.
     pub fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
         match self {
-            HostNic::Unix { sock, .. } => sock.recv(buf).ok(),
+            HostNic::Unix(fd) => crate::sys::recv_nonblocking(fd.as_raw_fd(), buf).ok().flatten().filter(|&n| n > 0),
             HostNic::Tap(fd) => crate::sys::recv_read(fd.as_raw_fd(), buf),
             HostNic::Unplugged(_) => None,
         }
@@ -83,7 +72,7 @@ impl HostNic {
     /// Sends a frame; false if it was dropped (no gateway, queue full).
     pub fn send(&mut self, frame: &[u8]) -> bool {
         match self {
-            HostNic::Unix { sock, peer } => sock.send_to(frame, &*peer).is_ok(),
+            HostNic::Unix(fd) => crate::sys::send_nonblocking(fd.as_raw_fd(), frame).unwrap_or(false),
             HostNic::Tap(fd) => crate::sys::write_all_once(fd.as_raw_fd(), frame),
             HostNic::Unplugged(_) => false,
         }

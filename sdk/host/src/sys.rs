@@ -227,3 +227,73 @@ pub fn write_all_once(fd: RawFd, buf: &[u8]) -> bool {
     let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
     usize::try_from(n).is_ok_and(|n| n == buf.len())
 }
+
+fn unix_addr(path: &std::path::Path) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: sockaddr_un is plain data; all zeroes is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes = path.as_os_str().as_bytes();
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(io::Error::other(format!(
+            "socket path {} is longer than {} bytes",
+            path.display(),
+            addr.sun_path.len() - 1
+        )));
+    }
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    Ok((addr, std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t))
+}
+
+fn seqpacket_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket creation.
+    let fd = cvt(unsafe {
+        libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+        )
+    })?;
+    // SAFETY: socket succeeded; we own the new descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A non-blocking listening `SOCK_SEQPACKET` socket at `path` (replacing
+/// a stale one).
+pub fn seqpacket_listen(path: &std::path::Path) -> io::Result<OwnedFd> {
+    let _ = std::fs::remove_file(path);
+    let fd = seqpacket_socket()?;
+    let (addr, len) = unix_addr(path)?;
+    // SAFETY: addr is a valid sockaddr_un of length len.
+    cvt(unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) })?;
+    // SAFETY: fd is a bound socket we own.
+    cvt(unsafe { libc::listen(fd.as_raw_fd(), 4) })?;
+    Ok(fd)
+}
+
+/// Accepts one connection on a listening socket, non-blocking.
+pub fn seqpacket_accept(fd: RawFd) -> Option<OwnedFd> {
+    // SAFETY: accept4 with null address pointers is allowed.
+    let c = unsafe {
+        libc::accept4(
+            fd,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+        )
+    };
+    // SAFETY: accept4 succeeded; we own the new descriptor.
+    (c >= 0).then(|| unsafe { OwnedFd::from_raw_fd(c) })
+}
+
+/// A non-blocking `SOCK_SEQPACKET` connection to `path`.
+pub fn seqpacket_connect(path: &std::path::Path) -> io::Result<OwnedFd> {
+    let fd = seqpacket_socket()?;
+    let (addr, len) = unix_addr(path)?;
+    // SAFETY: addr is a valid sockaddr_un of length len.
+    cvt(unsafe { libc::connect(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) })
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    Ok(fd)
+}
