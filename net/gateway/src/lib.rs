@@ -339,7 +339,11 @@ impl Gateway {
             revents: 0,
         }];
         if let Some(c) = &self.link.conn {
-            let out = if self.link.tx.is_empty() { 0 } else { libc::POLLOUT };
+            let out = if self.link.tx.is_empty() {
+                0
+            } else {
+                libc::POLLOUT
+            };
             fds.push(libc::pollfd {
                 fd: c.as_raw_fd(),
                 events: libc::POLLIN | out,

@@ -58,6 +58,8 @@ pub struct Sender {
     /// Bit set: buffer is out (on the active ring or held by the receiver).
     out: [u64; MAX_BUFFERS / 64],
     bad_returns: u64,
+    /// Packets queued since the last `must_notify`.
+    queued: bool,
 }
 
 /// The receiving end.
@@ -67,6 +69,8 @@ pub struct Receiver {
     buf_size: usize,
     buffers: usize,
     bad_descriptors: u64,
+    /// Buffers given back since the last `must_notify`.
+    returned: bool,
 }
 
 fn geometry(pool_len: usize, buf_size: usize) -> Result<usize, PoolError> {
@@ -97,6 +101,7 @@ impl Sender {
             buffers,
             out: [0; MAX_BUFFERS / 64],
             bad_returns: 0,
+            queued: false,
         })
     }
 
@@ -161,6 +166,7 @@ impl Sender {
         match self.active.enqueue(desc) {
             Ok(()) => {
                 self.set_out(i, true);
+                self.queued = true;
                 Ok(())
             }
             Err(EnqueueError::Full) => Err(SendError::Full),
@@ -168,9 +174,11 @@ impl Sender {
         }
     }
 
-    /// Whether the receiver asked to be notified (after a batch of sends).
+    /// After a batch of sends: whether the receiver asked to be notified.
+    /// False when nothing was sent since the last call, so that calling it
+    /// after every round never wakes a peer for nothing.
     pub fn must_notify(&mut self) -> bool {
-        self.active.must_notify()
+        core::mem::take(&mut self.queued) && self.active.must_notify()
     }
 
     /// Before waiting for buffers back: asks the receiver to notify when it
@@ -196,6 +204,7 @@ impl Receiver {
             buf_size,
             buffers,
             bad_descriptors: 0,
+            returned: false,
         })
     }
 
@@ -231,7 +240,9 @@ impl Receiver {
                 len: 0,
                 meta: 0,
             };
-            let _ = self.free.enqueue(ret);
+            if self.free.enqueue(ret).is_ok() {
+                self.returned = true;
+            }
             match got {
                 Some(g) => return Ok(Some(g)),
                 None => self.bad_descriptors += 1,
@@ -239,9 +250,15 @@ impl Receiver {
         }
     }
 
-    /// After giving buffers back: whether the sender asked to be told.
+    /// After giving buffers back: whether the sender asked to be told
+    /// (false when none were given back since the last call).
     pub fn must_notify(&mut self) -> bool {
-        self.free.must_notify()
+        core::mem::take(&mut self.returned) && self.free.must_notify()
+    }
+
+    /// Whether the sender (re)attached since the last call: it restarted.
+    pub fn peer_restarted(&mut self) -> bool {
+        self.active.peer_restarted()
     }
 
     /// Before waiting: asks the sender for a notification; false if packets

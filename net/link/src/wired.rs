@@ -195,6 +195,11 @@ impl RxLink {
         self.receiver.bad_descriptors()
     }
 
+    /// Whether the sender (re)attached since the last call: it restarted.
+    pub fn peer_restarted(&mut self) -> bool {
+        self.receiver.peer_restarted()
+    }
+
     /// Before waiting: asks for a notification; false if packets arrived
     /// meanwhile.
     pub fn request_packets(&mut self) -> bool {

@@ -21,6 +21,13 @@ pub trait Transport {
     fn poll(&mut self, now_ns: u64, out: &mut dyn FnMut(&[u8]));
     /// When `poll` must run next, if a timer runs.
     fn poll_at(&mut self, now_ns: u64) -> Option<u64>;
+    /// After a round: notifies other neighbours (app PDs) as needed, and
+    /// says whether work arrived from them meanwhile (then another round
+    /// runs).
+    fn after(&mut self, os: &mut dyn Os) -> bool {
+        let _ = os;
+        false
+    }
 }
 
 /// The transport PD's handler.
@@ -125,7 +132,8 @@ impl<T: Transport> TransportPd<T> {
             if self.to_filter.must_notify() {
                 os.notify(self.to_filter.channel());
             }
-            if moved > 0 {
+            let more = self.service.after(os);
+            if moved > 0 || more {
                 continue;
             }
             let waiting = !self.backlog.is_empty() && !self.to_filter.request_returns();

@@ -8,10 +8,11 @@
 //! that that many connections can be open on it at once; a socket whose
 //! connection ended listens again.
 //!
-//! Services: for now the applications run inside this PD, as handlers of
-//! their port ([`App`]): echo (RFC 862) returns every byte, discard (RFC
-//! 863) drops them. Applications as PDs of their own need a socket
-//! interface over rings; that is the next step.
+//! Who serves a port ([`App`]): an app PD, through the socket interface
+//! (`axolotl-socket`; see [`TcpService::client_listen`] and
+//! [`ClientIo`]), or one of two services built in for tests and
+//! benchmarks: echo (RFC 862) returns every byte, discard (RFC 863) drops
+//! them.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
@@ -35,7 +36,54 @@ pub enum App {
     Echo,
     /// Every byte received is dropped.
     Discard,
+    /// App PD number `n`, through the socket interface.
+    Client(u8),
 }
+
+/// A connection handle as the socket interface carries it: the slot in
+/// the low 8 bits, the slot's generation in the high 8, so that a handle
+/// of a connection that ended never reaches the next one on that slot.
+pub type Handle = u16;
+
+/// What the service tells app PDs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A connection on `handle` to local port `port` from `remote`.
+    Accepted(Handle, u16, ([u8; 4], u16)),
+    /// Bytes that arrived.
+    Data(Handle, &'a [u8]),
+    /// The peer sent FIN.
+    PeerClosed(Handle),
+    /// The connection is gone.
+    Closed(Handle),
+}
+
+/// Where events for app PDs go.
+pub trait ClientIo {
+    /// Whether one more event for `client` fits now.
+    fn room(&mut self, client: u8) -> bool;
+    /// Delivers an event (called only after `room` said yes).
+    fn event(&mut self, client: u8, ev: Event<'_>);
+}
+
+/// No app PDs.
+pub struct NoClients;
+
+impl ClientIo for NoClients {
+    fn room(&mut self, _: u8) -> bool {
+        false
+    }
+    fn event(&mut self, _: u8, _: Event<'_>) {}
+}
+
+/// Bytes of data per [`Event::Data`] at most.
+pub const MAX_EVENT_DATA: usize = 1024;
+/// Connections at once per port an app listens on.
+pub const CLIENT_SOCKETS: usize = 8;
+/// Bytes of buffer each way per app connection.
+pub const CLIENT_BUFFER: usize = 32 * 1024;
+/// Slots at most (handles carry 8 bits of slot).
+pub const MAX_SLOTS: usize = 256;
 
 /// A listening port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +119,15 @@ struct Slot {
     handle: SocketHandle,
     listen: Listen,
     was_open: bool,
+    /// Generation, bumped at each new connection.
+    gen: u8,
+    /// (App connections) the app was told of it.
+    accepted_sent: bool,
+    peer_closed_sent: bool,
+    /// (App connections) it ended; `Closed` is still to be sent.
+    closed_pending: bool,
+    /// Dropped with its listen (the app went away); never listens again.
+    retired: bool,
 }
 
 /// The TCP service.
@@ -94,31 +151,143 @@ impl TcpService {
     ) -> TcpService {
         let (iface, dev) =
             axolotl_netqueue::interface(addr, prefix_len, gateway, INPUT_QUEUE, now_ns);
-        let mut sockets = SocketSet::new(Vec::new());
-        let mut slots = Vec::new();
-        for l in listens {
-            for _ in 0..l.sockets.max(1) {
-                let s = tcp::Socket::new(
-                    tcp::SocketBuffer::new(vec![0; l.buffer]),
-                    tcp::SocketBuffer::new(vec![0; l.buffer]),
-                );
-                let handle = sockets.add(s);
-                slots.push(Slot {
-                    handle,
-                    listen: *l,
-                    was_open: false,
-                });
-            }
-        }
         let mut svc = TcpService {
             iface,
             dev,
-            sockets,
-            slots,
+            sockets: SocketSet::new(Vec::new()),
+            slots: Vec::new(),
             stats: Stats::default(),
         };
+        for l in listens {
+            svc.add_listen(*l);
+        }
         svc.relisten();
         svc
+    }
+
+    fn add_listen(&mut self, l: Listen) -> bool {
+        let n = l.sockets.max(1);
+        let free: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| {
+                self.slots[i].retired
+                    && !self
+                        .sockets
+                        .get::<tcp::Socket>(self.slots[i].handle)
+                        .is_open()
+            })
+            .collect();
+        if self.slots.len() - free.len() + n > MAX_SLOTS {
+            return false;
+        }
+        let mut reuse = free.into_iter();
+        for _ in 0..n {
+            match reuse.next() {
+                Some(i) => {
+                    let slot = &mut self.slots[i];
+                    slot.listen = l;
+                    slot.retired = false;
+                    slot.was_open = false;
+                    slot.closed_pending = false;
+                }
+                None => {
+                    let s = tcp::Socket::new(
+                        tcp::SocketBuffer::new(vec![0; l.buffer]),
+                        tcp::SocketBuffer::new(vec![0; l.buffer]),
+                    );
+                    let handle = self.sockets.add(s);
+                    self.slots.push(Slot {
+                        handle,
+                        listen: l,
+                        was_open: false,
+                        gen: 0,
+                        accepted_sent: false,
+                        peer_closed_sent: false,
+                        closed_pending: false,
+                        retired: false,
+                    });
+                }
+            }
+        }
+        true
+    }
+
+    /// App PD `client` listens on `port`: false if the port is taken (by
+    /// another app or a built-in service) or no slots are left. A client
+    /// listening again on its own port has restarted: its old connections
+    /// on every port are reset first.
+    pub fn client_listen(&mut self, client: u8, port: u16) -> bool {
+        let owner = self
+            .slots
+            .iter()
+            .find(|s| !s.retired && s.listen.port == port)
+            .map(|s| s.listen.app);
+        match owner {
+            Some(App::Client(c)) if c == client => {
+                self.client_reset(client);
+            }
+            Some(_) => return false,
+            None => {}
+        }
+        let ok = self.add_listen(Listen {
+            port,
+            app: App::Client(client),
+            sockets: CLIENT_SOCKETS,
+            buffer: CLIENT_BUFFER,
+        });
+        self.relisten();
+        ok
+    }
+
+    /// App PD `client` went away (restarted): its connections are reset
+    /// and its ports closed.
+    pub fn client_reset(&mut self, client: u8) {
+        for slot in &mut self.slots {
+            if slot.listen.app == App::Client(client) && !slot.retired {
+                self.sockets.get_mut::<tcp::Socket>(slot.handle).abort();
+                slot.retired = true;
+                slot.was_open = false;
+                slot.closed_pending = false;
+            }
+        }
+    }
+
+    fn client_slot(&mut self, client: u8, h: Handle) -> Option<&mut tcp::Socket<'static>> {
+        let slot = self.slots.get((h & 0xff) as usize)?;
+        let ok = !slot.retired
+            && slot.listen.app == App::Client(client)
+            && slot.gen == (h >> 8) as u8
+            && slot.was_open
+            && !slot.closed_pending;
+        ok.then(|| self.sockets.get_mut::<tcp::Socket>(slot.handle))
+    }
+
+    /// Bytes from app `client` for connection `h`: how many were taken
+    /// (fewer when the send buffer is full: offer the rest later). Bytes
+    /// for a connection that is gone are taken and dropped.
+    pub fn client_send(&mut self, client: u8, h: Handle, data: &[u8]) -> usize {
+        let Some(s) = self.client_slot(client, h) else {
+            return data.len();
+        };
+        if !s.may_send() {
+            return data.len();
+        }
+        let n = s.send_slice(data).unwrap_or(data.len());
+        self.stats.bytes_out += n as u64;
+        n
+    }
+
+    /// App `client` closes connection `h` (FIN after what it sent).
+    pub fn client_close(&mut self, client: u8, h: Handle) {
+        if let Some(s) = self.client_slot(client, h) {
+            s.close();
+        }
+    }
+
+    /// App `client` resets connection `h`.
+    pub fn client_abort(&mut self, client: u8, h: Handle) {
+        if let Some(s) = self.client_slot(client, h) {
+            s.abort();
+        }
     }
 
     /// What was counted.
@@ -139,7 +308,7 @@ impl TcpService {
     fn relisten(&mut self) {
         for slot in &mut self.slots {
             let s = self.sockets.get_mut::<tcp::Socket>(slot.handle);
-            if !s.is_open() {
+            if !s.is_open() && !slot.retired && !slot.closed_pending {
                 slot.was_open = false;
                 if let Err(e) = s.listen(slot.listen.port) {
                     log::warn!("cannot listen on port {}: {e}", slot.listen.port);
@@ -154,14 +323,20 @@ impl TcpService {
         self.dev.push(packet);
     }
 
-    /// Runs TCP and the apps at `now_ns`; every packet to send goes to
-    /// `out`.
+    /// Runs TCP and the built-in apps at `now_ns`; every packet to send
+    /// goes to `out`. (Without app PDs: see [`TcpService::poll_with`].)
     pub fn poll(&mut self, now_ns: u64, out: &mut dyn FnMut(&[u8])) {
+        self.poll_with(now_ns, out, &mut NoClients)
+    }
+
+    /// Runs TCP and the apps at `now_ns`; every packet to send goes to
+    /// `out`, every event for an app PD to `io`.
+    pub fn poll_with(&mut self, now_ns: u64, out: &mut dyn FnMut(&[u8]), io: &mut dyn ClientIo) {
         let now = instant(now_ns);
         // Until nothing moves: packets in, apps, packets out.
         for _ in 0..256 {
             self.iface.poll(now, &mut self.dev, &mut self.sockets);
-            let moved = self.serve();
+            let moved = self.serve(io);
             self.relisten();
             // smoltcp sends at most one packet per socket per poll: go on
             // while anything leaves.
@@ -173,13 +348,24 @@ impl TcpService {
     }
 
     /// Runs the apps once; whether any byte moved.
-    fn serve(&mut self) -> bool {
+    fn serve(&mut self, io: &mut dyn ClientIo) -> bool {
         let mut moved = false;
-        for slot in &mut self.slots {
+        for (index, slot) in self.slots.iter_mut().enumerate() {
+            if slot.retired {
+                continue;
+            }
             let s = self.sockets.get_mut::<tcp::Socket>(slot.handle);
             if s.is_active() && !slot.was_open {
                 slot.was_open = true;
+                slot.gen = slot.gen.wrapping_add(1);
+                slot.accepted_sent = false;
+                slot.peer_closed_sent = false;
                 self.stats.accepted += 1;
+            }
+            let handle = (u16::from(slot.gen) << 8) | index as u16;
+            if let App::Client(c) = slot.listen.app {
+                moved |= serve_client(s, slot, c, handle, io, &mut self.stats);
+                continue;
             }
             match slot.listen.app {
                 App::Echo => {
@@ -210,6 +396,7 @@ impl TcpService {
                         moved = true;
                     }
                 }
+                App::Client(_) => {}
             }
             // The peer closed its side and everything was answered: close ours.
             if !s.may_recv() && s.may_send() && s.send_queue() == 0 {
@@ -218,6 +405,16 @@ impl TcpService {
             }
         }
         moved
+    }
+
+    /// Whether any app connection has events waiting for room.
+    pub fn clients_waiting(&mut self) -> bool {
+        self.slots.iter().any(|slot| {
+            let s = self.sockets.get::<tcp::Socket>(slot.handle);
+            matches!(slot.listen.app, App::Client(_))
+                && !slot.retired
+                && (slot.closed_pending || (slot.was_open && (!slot.accepted_sent || s.can_recv())))
+        })
     }
 
     /// When [`TcpService::poll`] must run next (retransmissions, delayed
@@ -229,6 +426,76 @@ impl TcpService {
             .map(|t| (t.total_micros().max(0) as u64).saturating_mul(1_000))
     }
 }
+
+/// One app connection's turn: tells the app what happened, as far as
+/// there is room; whether anything moved.
+fn serve_client(
+    s: &mut tcp::Socket<'static>,
+    slot: &mut Slot,
+    c: u8,
+    handle: Handle,
+    io: &mut dyn ClientIo,
+    stats: &mut Stats,
+) -> bool {
+    let mut moved = false;
+    if !slot.was_open {
+        return false;
+    }
+    let fin_received = matches!(
+        s.state(),
+        tcp::State::CloseWait | tcp::State::LastAck | tcp::State::Closing | tcp::State::TimeWait
+    );
+    if !slot.accepted_sent {
+        if s.state() == tcp::State::SynReceived {
+            return false; // not a connection yet
+        }
+        if !io.room(c) {
+            return false;
+        }
+        let local = s.local_endpoint().map_or(0, |e| e.port);
+        let remote = s
+            .remote_endpoint()
+            .map(|e| match e.addr {
+                smoltcp::wire::IpAddress::Ipv4(a) => (a.octets(), e.port),
+            })
+            .unwrap_or(([0; 4], 0));
+        io.event(c, Event::Accepted(handle, local, remote));
+        slot.accepted_sent = true;
+        moved = true;
+    }
+    while s.can_recv() && io.room(c) {
+        let mut chunk = [0u8; MAX_EVENT_DATA];
+        let n = s.recv_slice(&mut chunk).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        stats.bytes_in += n as u64;
+        io.event(c, Event::Data(handle, &chunk[..n]));
+        moved = true;
+    }
+    if fin_received && !s.can_recv() && !slot.peer_closed_sent && io.room(c) {
+        io.event(c, Event::PeerClosed(handle));
+        slot.peer_closed_sent = true;
+        moved = true;
+    }
+    if !s.is_open() || s.state() == tcp::State::TimeWait {
+        slot.closed_pending = true;
+    }
+    if slot.closed_pending && io.room(c) {
+        io.event(c, Event::Closed(handle));
+        slot.closed_pending = false;
+        slot.was_open = false;
+        if s.state() == tcp::State::TimeWait {
+            // The app's side is done: listen again now rather than after
+            // TIME-WAIT, so that a short-lived service (HTTP) keeps up.
+            s.abort();
+        }
+        moved = true;
+    }
+    moved
+}
+
+pub mod component;
 
 impl axolotl_netqueue::component::Transport for TcpService {
     fn input(&mut self, packet: &[u8]) {

@@ -27,5 +27,6 @@ fn main() {
             pd::TICK_SOURCE,
             Some(watchdog),
         )
+        .with_name(pd::NAME)
     })
 }

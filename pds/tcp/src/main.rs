@@ -1,6 +1,7 @@
 //! The TCP PD on the Linux host: generated wiring plus `axolotl-tcp`.
 
 use axolotl_netqueue::component::TransportPd;
+use axolotl_tcp::component::{AppLinks, TcpWithApps};
 use axolotl_tcp::{App, Listen, TcpService};
 use axolotl_timer::client::Wakeup;
 
@@ -31,13 +32,19 @@ fn main() {
         );
         // SAFETY: the runtime mapped every region of this PD before init,
         // for the life of the process; each link is attached once.
-        let (from, to) = unsafe {
+        let (from, to, http) = unsafe {
             (
                 axolotl_link::receiver(&pd::link::TCP_IN),
                 axolotl_link::sender(&pd::link::TCP_OUT),
+                AppLinks {
+                    to_app: axolotl_link::sender(&pd::link::HTTP_EV),
+                    from_app: axolotl_link::receiver(&pd::link::HTTP_REQ),
+                },
             )
         };
-        log::info!("TCP listening on ports 7 (echo) and 9 (discard)");
+        log::info!("TCP listening on ports 7 (echo) and 9 (discard); apps listen on theirs");
+        // App 0: the status page.
+        let svc = TcpWithApps::new(svc, vec![http]);
         TransportPd::new(init.os(), svc, from, to, Wakeup::new(timer))
     })
 }

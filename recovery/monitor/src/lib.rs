@@ -18,9 +18,12 @@
 
 pub mod console;
 pub mod policy;
+pub mod query;
 
 use axolotl_sdk::config::SupervisedChild;
-use axolotl_sdk::{Channel, ChannelSet, Child, FaultInfo, FaultKind, Handler, Instant, Os};
+use axolotl_sdk::{
+    Channel, ChannelSet, Child, FaultInfo, FaultKind, Handler, Instant, Message, Os,
+};
 use policy::{Decision, History};
 
 const NS_PER_MS: u64 = 1_000_000;
@@ -65,6 +68,8 @@ pub struct ChildState {
     pub heartbeats: u64,
     /// Whether it has been up at least once.
     pub ever_up: bool,
+    /// The ring counters it reported last (see [`query`]).
+    pub counters: Option<query::Counters>,
     history: History,
     ping_sent: Option<Instant>,
     last_ping: Instant,
@@ -114,6 +119,7 @@ pub struct Monitor<W: Watchdog = NoWatchdog> {
     last_tick: Instant,
     all_up: bool,
     console: Option<console::Console>,
+    name: &'static str,
 }
 
 impl<W: Watchdog> Monitor<W> {
@@ -144,6 +150,7 @@ impl<W: Watchdog> Monitor<W> {
                 last_recovery_ns: None,
                 heartbeats: 0,
                 ever_up: false,
+                counters: None,
                 history,
                 ping_sent: None,
                 last_ping: now,
@@ -159,6 +166,7 @@ impl<W: Watchdog> Monitor<W> {
             last_tick: now,
             all_up: false,
             console: None,
+            name: "monitor",
         };
         m.arm_watchdog(now);
         m
@@ -174,6 +182,13 @@ impl<W: Watchdog> Monitor<W> {
         reader: axolotl_ring::bytes::ByteReader,
     ) -> Self {
         self.console = Some(console::Console::new(name, ch, reader));
+        self.name = name;
+        self
+    }
+
+    /// Names the monitor's own PD (in status answers).
+    pub fn with_name(mut self, name: &'static str) -> Self {
+        self.name = name;
         self
     }
 
@@ -504,6 +519,15 @@ impl<W: Watchdog> Handler for Monitor<W> {
             self.on_tick(os);
         }
         Ok(())
+    }
+
+    fn protected(
+        &mut self,
+        _os: &mut dyn Os,
+        channel: Channel,
+        msg: &Message,
+    ) -> Result<Message, MonitorError> {
+        Ok(self.on_call(channel, msg))
     }
 
     fn fault(

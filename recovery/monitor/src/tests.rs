@@ -418,3 +418,53 @@ fn the_starved_child_after_the_hung_one_in_the_list_is_spared_too() {
     assert_eq!(os.take(), vec![Event::Restart(HIGH)]);
     assert_eq!(m.state("low").unwrap().restarts, 0);
 }
+
+#[test]
+fn status_queries_and_counter_reports() {
+    let (m, mut os) = monitor();
+    let mut m = m.with_name("guardian");
+    m.fault(&mut os, WORKER, &SEGV).unwrap();
+    // The worker reports its counters on its supervision channel.
+    let report = Message::with_words(query::REPORT, &[10, 20, 3, 4]).unwrap();
+    let reply = m.protected(&mut os, WORKER_CH, &report).unwrap();
+    assert!(!reply.is_error_reply());
+    // A report on a channel of no child is refused.
+    let stray = m.protected(&mut os, Channel::new(40), &report).unwrap();
+    assert!(stray.is_error_reply());
+    let ask = |m: &mut Monitor, os: &mut MockOs, i: u64| {
+        let mut q = Message::new(query::STATUS);
+        q.push(i).unwrap();
+        query::decode_status(&m.protected(os, WORKER_CH, &q).unwrap())
+    };
+    let me = ask(&mut m, &mut os, 0).unwrap();
+    assert_eq!((me.name(), me.phase), ("guardian", "running"));
+    let w = ask(&mut m, &mut os, 1).unwrap();
+    assert_eq!(w.name(), "worker");
+    assert_ne!(w.phase, "running");
+    assert_eq!(
+        w.last_fault.map(|f| (f.0, f.1)),
+        Some((FaultKind::MemoryAccess, 0x10))
+    );
+    assert_eq!(
+        w.counters,
+        Some(query::Counters {
+            packets_in: 10,
+            packets_out: 20,
+            dropped: 3,
+            bad: 4
+        })
+    );
+    let t = ask(&mut m, &mut os, 2).unwrap();
+    assert_eq!((t.name(), t.counters, t.last_fault), ("timer", None, None));
+    assert!(ask(&mut m, &mut os, 3).is_none());
+    assert!(ask(&mut m, &mut os, u64::MAX).is_none());
+    // Garbage replies decode to nothing rather than to nonsense.
+    let mut bad = Message::with_words(query::STATUS, &[1, 9]).unwrap();
+    assert!(query::decode_status(&bad).is_none());
+    bad = Message::with_words(
+        query::STATUS,
+        &[1, 0, 0, u64::MAX, 0, 0, 0, 0, 0, 0, 0, 0, 0, 999],
+    )
+    .unwrap();
+    assert!(query::decode_status(&bad).is_none());
+}

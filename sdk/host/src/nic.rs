@@ -63,7 +63,10 @@ impl HostNic {
     /// A received frame, if one waits.
     pub fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
         match self {
-            HostNic::Unix(fd) => crate::sys::recv_nonblocking(fd.as_raw_fd(), buf).ok().flatten().filter(|&n| n > 0),
+            HostNic::Unix(fd) => crate::sys::recv_nonblocking(fd.as_raw_fd(), buf)
+                .ok()
+                .flatten()
+                .filter(|&n| n > 0),
             HostNic::Tap(fd) => crate::sys::recv_read(fd.as_raw_fd(), buf),
             HostNic::Unplugged(_) => None,
         }
@@ -72,7 +75,9 @@ impl HostNic {
     /// Sends a frame; false if it was dropped (no gateway, queue full).
     pub fn send(&mut self, frame: &[u8]) -> bool {
         match self {
-            HostNic::Unix(fd) => crate::sys::send_nonblocking(fd.as_raw_fd(), frame).unwrap_or(false),
+            HostNic::Unix(fd) => {
+                crate::sys::send_nonblocking(fd.as_raw_fd(), frame).unwrap_or(false)
+            }
             HostNic::Tap(fd) => crate::sys::write_all_once(fd.as_raw_fd(), frame),
             HostNic::Unplugged(_) => false,
         }

@@ -244,7 +244,10 @@ fn unix_addr(path: &std::path::Path) -> io::Result<(libc::sockaddr_un, libc::soc
     for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
         *d = *s as libc::c_char;
     }
-    Ok((addr, std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t))
+    Ok((
+        addr,
+        std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+    ))
 }
 
 fn seqpacket_socket() -> io::Result<OwnedFd> {
@@ -267,7 +270,13 @@ pub fn seqpacket_listen(path: &std::path::Path) -> io::Result<OwnedFd> {
     let fd = seqpacket_socket()?;
     let (addr, len) = unix_addr(path)?;
     // SAFETY: addr is a valid sockaddr_un of length len.
-    cvt(unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) })?;
+    cvt(unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    })?;
     // SAFETY: fd is a bound socket we own.
     cvt(unsafe { libc::listen(fd.as_raw_fd(), 4) })?;
     Ok(fd)
@@ -293,7 +302,13 @@ pub fn seqpacket_connect(path: &std::path::Path) -> io::Result<OwnedFd> {
     let fd = seqpacket_socket()?;
     let (addr, len) = unix_addr(path)?;
     // SAFETY: addr is a valid sockaddr_un of length len.
-    cvt(unsafe { libc::connect(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) })
-        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+    cvt(unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_un).cast(),
+            len,
+        )
+    })
+    .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
     Ok(fd)
 }

@@ -1,0 +1,240 @@
+//! The socket interface: how an app PD uses the TCP or UDP PD.
+//!
+//! An app and a transport are joined by two links (`axolotl-link`), one
+//! each way. Each packet on them is one message: the descriptor's `meta`
+//! holds the operation (low 8 bits) and a connection handle (next 16
+//! bits); the buffer holds the operation's bytes. [`decode`] checks every
+//! message from a neighbour (unknown operations, short or long payloads
+//! are errors, never panics); [`encode`] writes one.
+//!
+//! TCP: the app sends [`Msg::Listen`] for a port and gets
+//! [`Msg::Listening`] (or [`Msg::Refused`]); each connection arrives as
+//! [`Msg::Accepted`] with a handle, then [`Msg::Data`] and
+//! [`Msg::PeerClosed`] (the peer sent FIN), and ends with [`Msg::Closed`],
+//! after which the handle means nothing. The app sends [`Msg::Send`],
+//! [`Msg::Close`] (FIN after what was sent) and [`Msg::Abort`] (RST).
+//!
+//! UDP: [`Msg::Bind`] a port, then [`Msg::SendTo`] and [`Msg::Datagram`],
+//! each naming the local port and the remote end.
+//!
+//! A restarted transport forgets everything, and says nothing: the app
+//! sees its links' peer restart and listens (binds) again. A restarted app
+//! listens again; the transport takes that as its signal to drop the
+//! app's old connections.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+/// An IPv4 endpoint: address and port.
+pub type Endpoint = ([u8; 4], u16);
+
+/// One message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Msg<'a> {
+    /// App: listen on a TCP port.
+    Listen(u16),
+    /// App: send bytes on a connection.
+    Send(u16, &'a [u8]),
+    /// App: close a connection after what was sent.
+    Close(u16),
+    /// App: reset a connection.
+    Abort(u16),
+    /// App: bind a UDP port.
+    Bind(u16),
+    /// App: send a datagram from a bound port to a remote end.
+    SendTo(u16, Endpoint, &'a [u8]),
+    /// Transport: listening on the port.
+    Listening(u16),
+    /// Transport: the port cannot be listened on or bound.
+    Refused(u16),
+    /// Transport: a connection on a handle, to a local port from a remote end.
+    Accepted(u16, u16, Endpoint),
+    /// Transport: bytes that arrived on a connection.
+    Data(u16, &'a [u8]),
+    /// Transport: the peer will send no more on the connection.
+    PeerClosed(u16),
+    /// Transport: the connection is gone; the handle is free.
+    Closed(u16),
+    /// Transport: bound the UDP port.
+    Bound(u16),
+    /// Transport: a datagram that arrived on a bound port from a remote end.
+    Datagram(u16, Endpoint, &'a [u8]),
+}
+
+/// Why a message was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bad {
+    /// Unknown operation code.
+    Op(u8),
+    /// The payload does not have the operation's length.
+    Length,
+    /// `meta` bits that must be zero are not.
+    Reserved,
+}
+
+const LISTEN: u8 = 1;
+const SEND: u8 = 2;
+const CLOSE: u8 = 3;
+const ABORT: u8 = 4;
+const BIND: u8 = 5;
+const SEND_TO: u8 = 6;
+const LISTENING: u8 = 0x81;
+const REFUSED: u8 = 0x82;
+const ACCEPTED: u8 = 0x83;
+const DATA: u8 = 0x84;
+const PEER_CLOSED: u8 = 0x85;
+const CLOSED: u8 = 0x86;
+const BOUND: u8 = 0x87;
+const DATAGRAM: u8 = 0x88;
+
+/// Bytes of a UDP message's header (local port, remote address and port).
+pub const UDP_HEADER: usize = 8;
+
+fn meta(op: u8, handle: u16) -> u32 {
+    u32::from(op) | (u32::from(handle) << 8)
+}
+
+fn port(p: &[u8]) -> Result<u16, Bad> {
+    match p {
+        [a, b] => Ok(u16::from_le_bytes([*a, *b])),
+        _ => Err(Bad::Length),
+    }
+}
+
+fn endpoint(p: &[u8]) -> Endpoint {
+    ([p[0], p[1], p[2], p[3]], u16::from_le_bytes([p[4], p[5]]))
+}
+
+/// Decodes a message from its `meta` and payload.
+pub fn decode(meta: u32, payload: &[u8]) -> Result<Msg<'_>, Bad> {
+    if meta >> 24 != 0 {
+        return Err(Bad::Reserved);
+    }
+    let op = meta as u8;
+    let h = (meta >> 8) as u16;
+    let empty = |m: Msg<'static>| {
+        if payload.is_empty() {
+            Ok(m)
+        } else {
+            Err(Bad::Length)
+        }
+    };
+    let udp = |payload: &[u8]| -> Result<(u16, Endpoint), Bad> {
+        if payload.len() < UDP_HEADER {
+            return Err(Bad::Length);
+        }
+        Ok((port(&payload[..2])?, endpoint(&payload[2..8])))
+    };
+    match op {
+        LISTEN => port(payload).map(Msg::Listen),
+        SEND => Ok(Msg::Send(h, payload)),
+        CLOSE => empty(Msg::Close(h)),
+        ABORT => empty(Msg::Abort(h)),
+        BIND => port(payload).map(Msg::Bind),
+        SEND_TO => udp(payload).map(|(p, e)| Msg::SendTo(p, e, &payload[UDP_HEADER..])),
+        LISTENING => port(payload).map(Msg::Listening),
+        REFUSED => port(payload).map(Msg::Refused),
+        ACCEPTED => {
+            if payload.len() != UDP_HEADER {
+                return Err(Bad::Length);
+            }
+            let (p, e) = udp(payload)?;
+            Ok(Msg::Accepted(h, p, e))
+        }
+        DATA => Ok(Msg::Data(h, payload)),
+        PEER_CLOSED => empty(Msg::PeerClosed(h)),
+        CLOSED => empty(Msg::Closed(h)),
+        BOUND => port(payload).map(Msg::Bound),
+        DATAGRAM => udp(payload).map(|(p, e)| Msg::Datagram(p, e, &payload[UDP_HEADER..])),
+        op => Err(Bad::Op(op)),
+    }
+}
+
+/// Writes `m` into `buf`: its `meta` and the payload's length; `None` if
+/// `buf` is too small.
+pub fn encode(m: &Msg<'_>, buf: &mut [u8]) -> Option<(u32, usize)> {
+    let mut put = |bytes: &[&[u8]]| -> Option<usize> {
+        let mut n = 0;
+        for b in bytes {
+            buf.get_mut(n..n + b.len())?.copy_from_slice(b);
+            n += b.len();
+        }
+        Some(n)
+    };
+    let ep = |p: u16, e: &Endpoint| {
+        let mut h = [0u8; UDP_HEADER];
+        h[..2].copy_from_slice(&p.to_le_bytes());
+        h[2..6].copy_from_slice(&e.0);
+        h[6..].copy_from_slice(&e.1.to_le_bytes());
+        h
+    };
+    Some(match *m {
+        Msg::Listen(p) => (meta(LISTEN, 0), put(&[&p.to_le_bytes()])?),
+        Msg::Send(h, d) => (meta(SEND, h), put(&[d])?),
+        Msg::Close(h) => (meta(CLOSE, h), 0),
+        Msg::Abort(h) => (meta(ABORT, h), 0),
+        Msg::Bind(p) => (meta(BIND, 0), put(&[&p.to_le_bytes()])?),
+        Msg::SendTo(p, e, d) => (meta(SEND_TO, 0), put(&[&ep(p, &e), d])?),
+        Msg::Listening(p) => (meta(LISTENING, 0), put(&[&p.to_le_bytes()])?),
+        Msg::Refused(p) => (meta(REFUSED, 0), put(&[&p.to_le_bytes()])?),
+        Msg::Accepted(h, p, e) => (meta(ACCEPTED, h), put(&[&ep(p, &e)])?),
+        Msg::Data(h, d) => (meta(DATA, h), put(&[d])?),
+        Msg::PeerClosed(h) => (meta(PEER_CLOSED, h), 0),
+        Msg::Closed(h) => (meta(CLOSED, h), 0),
+        Msg::Bound(p) => (meta(BOUND, 0), put(&[&p.to_le_bytes()])?),
+        Msg::Datagram(p, e, d) => (meta(DATAGRAM, 0), put(&[&ep(p, &e), d])?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn every_message_round_trips() {
+        let e = ([10, 0, 2, 2], 40000);
+        let all = [
+            Msg::Listen(7),
+            Msg::Send(0x1203, b"abc"),
+            Msg::Close(5),
+            Msg::Abort(6),
+            Msg::Bind(9),
+            Msg::SendTo(7, e, b"dgram"),
+            Msg::Listening(80),
+            Msg::Refused(80),
+            Msg::Accepted(0xffff, 80, e),
+            Msg::Data(1, b""),
+            Msg::PeerClosed(2),
+            Msg::Closed(3),
+            Msg::Bound(7),
+            Msg::Datagram(7, e, b"x"),
+        ];
+        let mut buf = [0u8; 64];
+        for m in all {
+            let (meta, n) = encode(&m, &mut buf).unwrap();
+            assert_eq!(decode(meta, &buf[..n]), Ok(m));
+        }
+        assert_eq!(encode(&Msg::Send(1, &[0; 65]), &mut buf), None);
+    }
+
+    #[test]
+    fn hostile_messages_are_refused() {
+        assert_eq!(decode(0x42, b""), Err(Bad::Op(0x42)));
+        assert_eq!(decode(1 << 24 | 1, b"\x07\x00"), Err(Bad::Reserved));
+        assert_eq!(decode(u32::from(LISTEN), b"\x07"), Err(Bad::Length));
+        assert_eq!(decode(u32::from(CLOSE), b"x"), Err(Bad::Length));
+        assert_eq!(decode(u32::from(SEND_TO), b"1234567"), Err(Bad::Length));
+        assert_eq!(decode(u32::from(ACCEPTED), b"123456789"), Err(Bad::Length));
+    }
+
+    proptest! {
+        #[test]
+        fn random_messages_never_panic(meta in any::<u32>(), payload in proptest::collection::vec(any::<u8>(), 0..40)) {
+            if let Ok(m) = decode(meta, &payload) {
+                let mut buf = [0u8; 64];
+                let (m2, n) = encode(&m, &mut buf).unwrap();
+                prop_assert_eq!(decode(m2, &buf[..n]), Ok(m));
+            }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! The TCP PD's service with its app PDs: [`TcpWithApps`] carries the
+//! socket interface (`axolotl-socket`) over a pair of links per app, and
+//! runs as the `Transport` of the generic transport PD.
+
+use crate::{ClientIo, Event, Handle, TcpService, MAX_EVENT_DATA};
+use alloc::vec;
+use alloc::vec::Vec;
+use axolotl_link::{RxLink, TxLink};
+use axolotl_netqueue::component::Transport;
+use axolotl_sdk::Os;
+use axolotl_socket::{decode, encode, Msg};
+
+/// Messages taken from one app per round at most.
+const BATCH: usize = 64;
+
+/// The links to one app PD.
+pub struct AppLinks {
+    /// Events to the app.
+    pub to_app: TxLink,
+    /// Requests from the app.
+    pub from_app: RxLink,
+}
+
+struct App {
+    links: AppLinks,
+    /// Bytes of a `Send` the connection had no room for yet.
+    held: Option<(Handle, Vec<u8>)>,
+    /// Messages refused as malformed.
+    bad: u64,
+}
+
+/// The TCP service and its app PDs.
+pub struct TcpWithApps {
+    svc: TcpService,
+    apps: Vec<App>,
+}
+
+struct LinkIo<'a>(&'a mut [App]);
+
+impl ClientIo for LinkIo<'_> {
+    fn room(&mut self, client: u8) -> bool {
+        self.0
+            .get_mut(client as usize)
+            .is_some_and(|a| a.links.to_app.free_buffers() > 0)
+    }
+    fn event(&mut self, client: u8, ev: Event<'_>) {
+        let Some(a) = self.0.get_mut(client as usize) else {
+            return;
+        };
+        let m = match ev {
+            Event::Accepted(h, p, r) => Msg::Accepted(h, p, r),
+            Event::Data(h, d) => Msg::Data(h, d),
+            Event::PeerClosed(h) => Msg::PeerClosed(h),
+            Event::Closed(h) => Msg::Closed(h),
+        };
+        send(&mut a.links.to_app, &m);
+    }
+}
+
+fn send(link: &mut TxLink, m: &Msg<'_>) {
+    let mut buf = [0u8; MAX_EVENT_DATA + 16];
+    if let Some((meta, n)) = encode(m, &mut buf) {
+        if link.send(&buf[..n], meta).is_err() {
+            log::warn!("link to an app is full: {m:?} lost");
+        }
+    }
+}
+
+impl TcpWithApps {
+    /// `svc` serving the apps on `apps` (app `n` is `apps[n]`).
+    pub fn new(svc: TcpService, apps: Vec<AppLinks>) -> TcpWithApps {
+        TcpWithApps {
+            svc,
+            apps: apps
+                .into_iter()
+                .map(|links| App {
+                    links,
+                    held: None,
+                    bad: 0,
+                })
+                .collect(),
+        }
+    }
+
+    /// The service.
+    pub fn service(&self) -> &TcpService {
+        &self.svc
+    }
+
+    /// Messages from apps refused as malformed.
+    pub fn bad_messages(&self) -> u64 {
+        self.apps
+            .iter()
+            .map(|a| a.bad + a.links.from_app.bad_descriptors())
+            .sum()
+    }
+
+    /// Takes what the apps asked for.
+    fn from_apps(&mut self) {
+        let mut buf = vec![0u8; 4096];
+        for (k, app) in self.apps.iter_mut().enumerate() {
+            let k = k as u8;
+            if app.links.from_app.peer_restarted() {
+                // Its connections belonged to its earlier life.
+                self.svc.client_reset(k);
+                app.held = None;
+            }
+            if let Some((h, rest)) = app.held.take() {
+                let n = self.svc.client_send(k, h, &rest);
+                if n < rest.len() {
+                    app.held = Some((h, rest[n..].to_vec()));
+                    continue;
+                }
+            }
+            for _ in 0..BATCH {
+                let (n, meta) = match app.links.from_app.recv(&mut buf) {
+                    Ok(Some(got)) => got,
+                    Ok(None) => break,
+                    Err(e) => {
+                        log::warn!("link from app {k}: {e:?}");
+                        break;
+                    }
+                };
+                match decode(meta, &buf[..n]) {
+                    Ok(Msg::Listen(port)) => {
+                        let reply = if self.svc.client_listen(k, port) {
+                            log::info!("app {k} listens on TCP port {port}");
+                            Msg::Listening(port)
+                        } else {
+                            log::warn!("app {k} cannot listen on TCP port {port}: taken");
+                            Msg::Refused(port)
+                        };
+                        send(&mut app.links.to_app, &reply);
+                    }
+                    Ok(Msg::Send(h, data)) => {
+                        let taken = self.svc.client_send(k, h, data);
+                        if taken < data.len() {
+                            app.held = Some((h, data[taken..].to_vec()));
+                            break;
+                        }
+                    }
+                    Ok(Msg::Close(h)) => self.svc.client_close(k, h),
+                    Ok(Msg::Abort(h)) => self.svc.client_abort(k, h),
+                    Ok(other) => {
+                        app.bad += 1;
+                        log::warn!("app {k} sent {other:?}, which TCP does not take");
+                    }
+                    Err(e) => {
+                        app.bad += 1;
+                        log::warn!("app {k} sent a malformed message: {e:?}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Transport for TcpWithApps {
+    fn input(&mut self, packet: &[u8]) {
+        self.svc.input(packet)
+    }
+
+    fn poll(&mut self, now_ns: u64, out: &mut dyn FnMut(&[u8])) {
+        self.from_apps();
+        self.svc.poll_with(now_ns, out, &mut LinkIo(&mut self.apps));
+    }
+
+    fn poll_at(&mut self, now_ns: u64) -> Option<u64> {
+        self.svc.poll_at(now_ns)
+    }
+
+    fn after(&mut self, os: &mut dyn Os) -> bool {
+        let mut more = false;
+        for app in &mut self.apps {
+            if app.links.to_app.must_notify() {
+                os.notify(app.links.to_app.channel());
+            }
+            if app.links.from_app.must_notify() {
+                os.notify(app.links.from_app.channel());
+            }
+            if app.held.is_none() && !app.links.from_app.request_packets() {
+                more = true;
+            }
+        }
+        // Events wait for an app to give buffers back: hear of it.
+        if self.svc.clients_waiting() {
+            for app in &mut self.apps {
+                if !app.links.to_app.request_returns() {
+                    more = true;
+                }
+            }
+        }
+        more
+    }
+}
