@@ -146,6 +146,7 @@ impl<H: NicHw> NicDriver<H> {
             if self.rx.must_notify() {
                 os.notify(self.rx.channel());
             }
+            os.keepalive();
             if moved > 0 {
                 continue;
             }
@@ -172,5 +173,16 @@ impl<H: NicHw> Handler for NicDriver<H> {
             self.pump(os);
         }
         Ok(())
+    }
+}
+
+impl<H: NicHw> axolotl_monitor::query::HasCounters for NicDriver<H> {
+    fn counters(&self) -> axolotl_monitor::query::Counters {
+        axolotl_monitor::query::Counters {
+            packets_in: self.stats.rx_frames,
+            packets_out: self.stats.tx_frames,
+            dropped: self.stats.tx_dropped,
+            bad: self.stats.rx_runts + self.tx.bad_descriptors() + self.rx.bad_returns(),
+        }
     }
 }

@@ -175,6 +175,7 @@ impl FilterPd {
                     os.notify(ch);
                 }
             }
+            os.keepalive();
             if moved == 0
                 && l.from_ip.request_packets()
                 && l.from_tcp.request_packets()
@@ -192,5 +193,28 @@ impl Handler for FilterPd {
     fn notified(&mut self, os: &mut dyn Os, _channels: ChannelSet) -> Result<(), Self::Error> {
         self.run(os);
         Ok(())
+    }
+}
+
+impl axolotl_monitor::query::HasCounters for FilterPd {
+    fn counters(&self) -> axolotl_monitor::query::Counters {
+        let s = self.filter.stats();
+        let l = &self.links;
+        axolotl_monitor::query::Counters {
+            packets_in: s.passed_established
+                + s.passed_new
+                + s.dropped_policy
+                + s.dropped_stray
+                + s.dropped_malformed,
+            packets_out: s.passed_established + s.passed_new,
+            dropped: s.dropped_policy
+                + s.dropped_stray
+                + self.undelivered.link_full
+                + self.undelivered.no_transport,
+            bad: s.dropped_malformed
+                + l.from_ip.bad_descriptors()
+                + l.from_tcp.bad_descriptors()
+                + l.from_udp.bad_descriptors(),
+        }
     }
 }

@@ -604,11 +604,24 @@ impl Gateway {
     }
 }
 
-/// Binds the gateway and runs it on a thread of its own.
+/// Binds the gateway and runs it on a thread of its own, with every
+/// signal blocked: the process's signals (SIGCHLD above all) belong to the
+/// supervisor's signalfd, and a thread that took them would lose them.
 pub fn spawn(cfg: &GatewayConfig) -> Result<std::thread::JoinHandle<()>, String> {
     let gw = Gateway::bind(cfg)?;
-    std::thread::Builder::new()
-        .name("gateway".into())
-        .spawn(move || gw.run())
-        .map_err(|e| e.to_string())
+    // SAFETY: sigset_t is plain data, filled by sigfillset; the masks are
+    // this thread's own, restored right after the spawn (a new thread
+    // inherits the mask in force when it is created).
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        let r = std::thread::Builder::new()
+            .name("gateway".into())
+            .spawn(move || gw.run())
+            .map_err(|e| e.to_string());
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        r
+    }
 }

@@ -442,6 +442,7 @@ impl HttpApp {
             if self.from_tcp.must_notify() {
                 os.notify(self.from_tcp.channel());
             }
+            os.keepalive();
             if moved > 0 {
                 continue;
             }
@@ -453,6 +454,17 @@ impl HttpApp {
             if !room_back && self.from_tcp.request_packets() {
                 return;
             }
+        }
+    }
+}
+
+impl axolotl_monitor::query::HasCounters for HttpApp {
+    fn counters(&self) -> query::Counters {
+        query::Counters {
+            packets_in: self.served,
+            packets_out: self.served,
+            dropped: 0,
+            bad: self.from_tcp.bad_descriptors() + self.to_tcp.bad_returns(),
         }
     }
 }

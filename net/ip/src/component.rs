@@ -128,6 +128,7 @@ impl IpPd {
                     os.notify(ch);
                 }
             }
+            os.keepalive();
             if moved == 0 && l.from_nic.request_packets() && l.down.request_packets() {
                 break;
             }
@@ -147,5 +148,20 @@ impl Handler for IpPd {
         }
         self.run(os);
         Ok(())
+    }
+}
+
+impl axolotl_monitor::query::HasCounters for IpPd {
+    fn counters(&self) -> axolotl_monitor::query::Counters {
+        let s = self.ip.stats();
+        axolotl_monitor::query::Counters {
+            packets_in: s.frames_in,
+            packets_out: s.frames_out,
+            dropped: self.drops.to_nic + self.drops.up + s.arp_dropped + s.fragments,
+            bad: s.malformed
+                + s.refused
+                + self.links.from_nic.bad_descriptors()
+                + self.links.down.bad_descriptors(),
+        }
     }
 }

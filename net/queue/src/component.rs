@@ -38,6 +38,8 @@ pub struct TransportPd<T: Transport> {
     wakeup: Wakeup,
     backlog: VecDeque<Vec<u8>>,
     dropped: u64,
+    packets_in: u64,
+    packets_out: u64,
 }
 
 impl<T: Transport> TransportPd<T> {
@@ -56,6 +58,8 @@ impl<T: Transport> TransportPd<T> {
             wakeup,
             backlog: VecDeque::new(),
             dropped: 0,
+            packets_in: 0,
+            packets_out: 0,
         };
         pd.run(os);
         pd
@@ -77,6 +81,7 @@ impl<T: Transport> TransportPd<T> {
             match self.to_filter.send(p, 0) {
                 Ok(()) => {
                     self.backlog.pop_front();
+                    self.packets_out += 1;
                 }
                 Err(SendError::Full) => return false,
                 Err(_) => {
@@ -96,6 +101,7 @@ impl<T: Transport> TransportPd<T> {
                 match self.from_filter.recv(&mut buf) {
                     Ok(Some((n, _))) => {
                         self.service.input(&buf[..n]);
+                        self.packets_in += 1;
                         moved += 1;
                     }
                     Ok(None) => break,
@@ -108,8 +114,12 @@ impl<T: Transport> TransportPd<T> {
             let clear = self.flush();
             if clear {
                 let now = os.now().as_nanos();
-                let (link, backlog, dropped) =
-                    (&mut self.to_filter, &mut self.backlog, &mut self.dropped);
+                let (link, backlog, dropped, out) = (
+                    &mut self.to_filter,
+                    &mut self.backlog,
+                    &mut self.dropped,
+                    &mut self.packets_out,
+                );
                 self.service.poll(now, &mut |p| {
                     if !backlog.is_empty() {
                         if backlog.len() < BACKLOG {
@@ -120,7 +130,7 @@ impl<T: Transport> TransportPd<T> {
                         return;
                     }
                     match link.send(p, 0) {
-                        Ok(()) => {}
+                        Ok(()) => *out += 1,
                         Err(SendError::Full) => backlog.push_back(p.to_vec()),
                         Err(_) => *dropped += 1,
                     }
@@ -132,6 +142,7 @@ impl<T: Transport> TransportPd<T> {
             if self.to_filter.must_notify() {
                 os.notify(self.to_filter.channel());
             }
+            os.keepalive();
             let more = self.service.after(os);
             if moved > 0 || more {
                 continue;
@@ -156,5 +167,16 @@ impl<T: Transport> Handler for TransportPd<T> {
         }
         self.run(os);
         Ok(())
+    }
+}
+
+impl<T: Transport> axolotl_monitor::query::HasCounters for TransportPd<T> {
+    fn counters(&self) -> axolotl_monitor::query::Counters {
+        axolotl_monitor::query::Counters {
+            packets_in: self.packets_in,
+            packets_out: self.packets_out,
+            dropped: self.dropped,
+            bad: self.from_filter.bad_descriptors() + self.to_filter.bad_returns(),
+        }
     }
 }

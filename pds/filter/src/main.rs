@@ -4,6 +4,8 @@
 use axolotl_filter::component::{policy, FilterLinks, FilterPd};
 use axolotl_filter::Filter;
 
+use axolotl_monitor::query::Reported;
+
 axolotl_sdk::include_pd!();
 
 fn main() {
@@ -21,6 +23,8 @@ fn main() {
             }
         };
         let filter = Filter::new(policy(pd::FILTER_RULES, pd::FILTER_DEFAULT_PASS));
-        FilterPd::new(init.os(), filter, links)
+        let handler = FilterPd::new(init.os(), filter, links);
+        // Ring counters go to the monitor, for the status page.
+        Reported::new(handler, pd::PARENT)
     })
 }

@@ -3,6 +3,8 @@
 
 use axolotl_http::HttpApp;
 
+use axolotl_monitor::query::Reported;
+
 axolotl_sdk::include_pd!();
 
 /// The port the status page listens on.
@@ -21,6 +23,8 @@ fn main() {
                 axolotl_link::receiver(&pd::link::HTTP_EV),
             )
         };
-        HttpApp::new(init.os(), PORT, to, from, monitor)
+        let handler = HttpApp::new(init.os(), PORT, to, from, monitor);
+        // Ring counters go to the monitor, for the status page.
+        Reported::new(handler, pd::PARENT)
     })
 }

@@ -4,6 +4,8 @@ use axolotl_ip::component::{IpLinks, IpPd};
 use axolotl_ip::{Config, Ip};
 use axolotl_timer::client::Wakeup;
 
+use axolotl_monitor::query::Reported;
+
 axolotl_sdk::include_pd!();
 
 fn main() {
@@ -30,6 +32,8 @@ fn main() {
                 down: axolotl_link::receiver(&pd::link::IP_DOWN),
             }
         };
-        IpPd::new(init.os(), Ip::new(cfg), links, Wakeup::new(timer))
+        let handler = IpPd::new(init.os(), Ip::new(cfg), links, Wakeup::new(timer));
+        // Ring counters go to the monitor, for the status page.
+        Reported::new(handler, pd::PARENT)
     })
 }

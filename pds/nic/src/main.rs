@@ -4,6 +4,8 @@
 use axolotl_host::nic::HostNic;
 use axolotl_nic::{NicDriver, NicHw};
 
+use axolotl_monitor::query::Reported;
+
 axolotl_sdk::include_pd!();
 
 struct Host(HostNic);
@@ -29,6 +31,8 @@ fn main() {
                 axolotl_link::receiver(&pd::link::NIC_TX),
             )
         };
-        NicDriver::new(init.os(), Host(nic), rx, tx, pd::irq::NIC)
+        let handler = NicDriver::new(init.os(), Host(nic), rx, tx, pd::irq::NIC);
+        // Ring counters go to the monitor, for the status page.
+        Reported::new(handler, pd::PARENT)
     })
 }

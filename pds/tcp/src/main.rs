@@ -5,6 +5,8 @@ use axolotl_tcp::component::{AppLinks, TcpWithApps};
 use axolotl_tcp::{App, Listen, TcpService};
 use axolotl_timer::client::Wakeup;
 
+use axolotl_monitor::query::Reported;
+
 axolotl_sdk::include_pd!();
 
 /// Connections at once per port, and bytes of buffer each way per socket.
@@ -45,6 +47,8 @@ fn main() {
         log::info!("TCP listening on ports 7 (echo) and 9 (discard); apps listen on theirs");
         // App 0: the status page.
         let svc = TcpWithApps::new(svc, vec![http]);
-        TransportPd::new(init.os(), svc, from, to, Wakeup::new(timer))
+        let handler = TransportPd::new(init.os(), svc, from, to, Wakeup::new(timer));
+        // Ring counters go to the monitor, for the status page.
+        Reported::new(handler, pd::PARENT)
     })
 }

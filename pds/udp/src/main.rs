@@ -4,6 +4,8 @@ use axolotl_netqueue::component::TransportPd;
 use axolotl_timer::client::Wakeup;
 use axolotl_udp::{App, UdpService};
 
+use axolotl_monitor::query::Reported;
+
 axolotl_sdk::include_pd!();
 
 fn main() {
@@ -28,6 +30,8 @@ fn main() {
             )
         };
         log::info!("UDP serving ports 7 (echo) and 9 (discard)");
-        TransportPd::new(init.os(), svc, from, to, Wakeup::new(timer))
+        let handler = TransportPd::new(init.os(), svc, from, to, Wakeup::new(timer));
+        // Ring counters go to the monitor, for the status page.
+        Reported::new(handler, pd::PARENT)
     })
 }

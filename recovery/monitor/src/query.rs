@@ -217,3 +217,92 @@ impl<W: Watchdog> Monitor<W> {
         }
     }
 }
+
+/// A component whose ring counters its PD reports.
+pub trait HasCounters {
+    /// The counters now.
+    fn counters(&self) -> Counters;
+}
+
+/// Least time between two reports.
+pub const REPORT_PERIOD_NS: u64 = 500_000_000;
+
+/// A PD's handler that reports its counters to the monitor after it ran,
+/// when they changed, at most every [`REPORT_PERIOD_NS`].
+pub struct Reported<H> {
+    inner: H,
+    parent: Option<Channel>,
+    last: Option<(axolotl_sdk::Instant, Counters)>,
+}
+
+impl<H> Reported<H> {
+    /// `inner`, reporting on `parent` (the PD's supervision channel, `pp`
+    /// on its end); without one nothing is reported.
+    pub fn new(inner: H, parent: Option<Channel>) -> Self {
+        Reported {
+            inner,
+            parent,
+            last: None,
+        }
+    }
+
+    /// The wrapped handler.
+    pub fn inner(&mut self) -> &mut H {
+        &mut self.inner
+    }
+}
+
+impl<H: HasCounters> Reported<H> {
+    fn maybe_report(&mut self, os: &mut dyn Os) {
+        let Some(parent) = self.parent else { return };
+        let c = self.inner.counters();
+        let now = os.now();
+        let due = match self.last {
+            None => true,
+            Some((at, sent)) => sent != c && now.nanos_since(at) >= REPORT_PERIOD_NS,
+        };
+        if !due {
+            return;
+        }
+        match report(os, parent, &c) {
+            Ok(()) => self.last = Some((now, c)),
+            Err(e) => {
+                log::warn!("cannot report counters: {e}");
+                // Do not try on every event: wait a period.
+                self.last = Some((now, c));
+            }
+        }
+    }
+}
+
+impl<H: axolotl_sdk::Handler + HasCounters> axolotl_sdk::Handler for Reported<H> {
+    type Error = H::Error;
+
+    fn notified(
+        &mut self,
+        os: &mut dyn Os,
+        channels: axolotl_sdk::ChannelSet,
+    ) -> Result<(), Self::Error> {
+        let r = self.inner.notified(os, channels);
+        self.maybe_report(os);
+        r
+    }
+
+    fn protected(
+        &mut self,
+        os: &mut dyn Os,
+        channel: Channel,
+        msg: &Message,
+    ) -> Result<Message, Self::Error> {
+        self.inner.protected(os, channel, msg)
+    }
+
+    fn fault(
+        &mut self,
+        os: &mut dyn Os,
+        child: axolotl_sdk::Child,
+        info: &axolotl_sdk::FaultInfo,
+    ) -> Result<(), Self::Error> {
+        self.inner.fault(os, child, info)
+    }
+}

@@ -132,6 +132,18 @@ impl Os for HostOs {
         }
     }
 
+    fn keepalive(&mut self) {
+        let parent = self
+            .chans
+            .iter()
+            .flatten()
+            .find(|c| c.spec.parent)
+            .map(|c| (Channel::new(c.spec.id), c.fd.as_raw_fd()));
+        if let Some((ch, fd)) = parent {
+            self.answer_heartbeats(ch, fd);
+        }
+    }
+
     fn call(&mut self, channel: Channel, msg: &Message) -> Result<Message, CallError> {
         let fd = match self.chan(channel) {
             Some(c) if c.spec.pp => c.fd.as_raw_fd(),

@@ -95,6 +95,13 @@ pub trait Os {
     /// Stop `child` for good (until a later `restart_child`).
     fn stop_child(&mut self, child: Child);
 
+    /// Called by a handler between rounds of a long stretch of work (a
+    /// stream of packets): the platform answers what shows the PD alive
+    /// (its parent's heartbeats) without waiting for the handler to
+    /// return. The default does nothing; a platform whose heartbeats only
+    /// the event loop can answer keeps that default.
+    fn keepalive(&mut self) {}
+
     /// Make `child` fault on purpose, as `kind` says: a debugging aid for
     /// testing recovery. Only a parent may do this. Platforms where the
     /// parent cannot (the Linux host injects through its supervisor
