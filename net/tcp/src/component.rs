@@ -33,6 +33,10 @@ struct App {
 pub struct TcpWithApps {
     svc: TcpService,
     apps: Vec<App>,
+    /// Whether the apps were told this TCP started (a restarted TCP has
+    /// forgotten their ports: the notification makes them look at the
+    /// links, see the restart and listen again).
+    greeted: bool,
 }
 
 struct LinkIo<'a>(&'a mut [App]);
@@ -79,6 +83,7 @@ impl TcpWithApps {
                     bad: 0,
                 })
                 .collect(),
+            greeted: false,
         }
     }
 
@@ -170,6 +175,11 @@ impl Transport for TcpWithApps {
     }
 
     fn after(&mut self, os: &mut dyn Os) -> bool {
+        if !core::mem::replace(&mut self.greeted, true) {
+            for app in &self.apps {
+                os.notify(app.links.to_app.channel());
+            }
+        }
         let mut more = false;
         for app in &mut self.apps {
             if app.links.to_app.must_notify() {

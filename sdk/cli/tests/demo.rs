@@ -167,7 +167,8 @@ fn ctrl_c_stops_every_pd_process() {
         .iter()
         .filter_map(|p| p["pid"].as_i64())
         .collect();
-    assert_eq!(pids.len(), 5);
+    assert!(pids.len() >= 5, "{pids:?}");
+    assert_eq!(pids.len(), sys.status().len());
     assert!(sys.stop().success());
     for pid in pids {
         assert!(
@@ -198,7 +199,11 @@ fn missing_pd_programs_are_named_with_their_line() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("system.xml:"), "{err}");
     assert!(err.contains("no host program 'consumer'"), "{err}");
-    assert_eq!(err.matches("no host program").count(), 5, "{err}");
+    assert_eq!(
+        err.matches("no host program").count(),
+        11,
+        "one line per PD of the linux board: {err}"
+    );
 }
 
 #[test]

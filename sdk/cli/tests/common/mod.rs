@@ -19,7 +19,10 @@ pub fn root() -> PathBuf {
 
 pub fn pd_dir() -> PathBuf {
     let dir = axolotl().parent().unwrap().to_path_buf();
-    for pd in ["guardian", "timer", "store", "producer", "consumer"] {
+    for pd in [
+        "guardian", "timer", "store", "producer", "consumer", "nic", "ip", "filter", "tcp", "udp",
+        "http",
+    ] {
         assert!(
             dir.join(pd).is_file(),
             "PD program {pd} is missing from {}: run `cargo build --workspace --bins` first",
@@ -41,8 +44,13 @@ impl Running {
         Running::start_with(name, &root().join("system.xml"))
     }
 
-    /// Starts the system described by `system`.
+    /// Starts the system described by `system`, its NIC unplugged.
     pub fn start_with(name: &str, system: &Path) -> Running {
+        Running::start_args(name, system, &["--net", "none"])
+    }
+
+    /// Starts the system described by `system` with `args` for `axolotl run`.
+    pub fn start_args(name: &str, system: &Path, args: &[&str]) -> Running {
         let dir = std::env::temp_dir().join(format!("axolotl-test-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -55,9 +63,10 @@ impl Running {
             .arg(pd_dir())
             .arg("--control")
             .arg(dir.join("control.sock"))
+            .args(args)
             .env("AXOLOTL_LOG", "debug")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
@@ -66,8 +75,13 @@ impl Running {
             dir,
             log,
         };
-        r.wait_log("system up: all 5 PDs running");
+        r.wait_log("system up: all ");
         r
+    }
+
+    /// What `axolotl run` printed on standard output.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stdout")).unwrap_or_default()
     }
 
     pub fn log(&self) -> String {
