@@ -101,7 +101,7 @@ impl TcpWithApps {
     }
 
     /// Takes what the apps asked for.
-    fn from_apps(&mut self) {
+    fn take_app_requests(&mut self) {
         let mut buf = vec![0u8; 4096];
         for (k, app) in self.apps.iter_mut().enumerate() {
             let k = k as u8;
@@ -166,7 +166,7 @@ impl Transport for TcpWithApps {
     }
 
     fn poll(&mut self, now_ns: u64, out: &mut dyn FnMut(&[u8])) {
-        self.from_apps();
+        self.take_app_requests();
         self.svc.poll_with(now_ns, out, &mut LinkIo(&mut self.apps));
     }
 

@@ -51,7 +51,7 @@ pub struct LinkLayout {
 /// has `buffers` slots; parts start on 64-byte boundaries).
 pub const fn link_layout(buffers: u32, buf_size: u32) -> LinkLayout {
     let ring = RING_HEADER_BYTES + RING_DESC_BYTES * buffers as u64;
-    let ring = (ring + 63) / 64 * 64;
+    let ring = ring.div_ceil(64) * 64;
     LinkLayout {
         active: 0,
         free: ring,
