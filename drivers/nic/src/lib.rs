@@ -76,16 +76,6 @@ impl<H: NicHw> NicDriver<H> {
         d
     }
 
-    /// What was counted.
-    pub fn stats(&self) -> Stats {
-        self.stats
-    }
-
-    /// The device.
-    pub fn hw(&mut self) -> &mut H {
-        &mut self.hw
-    }
-
     /// Moves frames both ways until neither can move.
     pub fn pump(&mut self, os: &mut dyn Os) {
         let mut buf = [0u8; MAX_FRAME];

@@ -51,7 +51,7 @@ impl Wakeup {
     /// A failed call is logged and tried again on the next `want`.
     pub fn want(&mut self, os: &mut dyn Os, now: Instant, at: Option<Instant>) {
         let at = at.map(|a| a.max(now));
-        if at == self.armed || (at.is_none() && self.armed.is_none()) {
+        if at == self.armed {
             return;
         }
         let result = match at {

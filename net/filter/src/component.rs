@@ -6,7 +6,7 @@ use crate::{Action, Direction, Filter, Net, Policy, Proto, Rule};
 use axolotl_link::{RxLink, TxLink};
 use axolotl_sdk::config::FilterRule;
 use axolotl_sdk::{ChannelSet, Handler, Os};
-use smoltcp::wire::{IpProtocol, Ipv4Address, Ipv4Packet};
+use smoltcp::wire::{IpProtocol, Ipv4Address};
 
 /// Packets moved per link per round at most.
 const BATCH: usize = 64;
@@ -99,16 +99,6 @@ impl FilterPd {
         pd
     }
 
-    /// The filter.
-    pub fn filter(&self) -> &Filter {
-        &self.filter
-    }
-
-    /// What passed but was not delivered.
-    pub fn undelivered(&self) -> Undelivered {
-        self.undelivered
-    }
-
     fn run(&mut self, os: &mut dyn Os) {
         let mut buf = [0u8; 2048];
         loop {
@@ -130,11 +120,12 @@ impl FilterPd {
                 if self.filter.check(Direction::In, p, now) == Action::Drop {
                     continue;
                 }
-                // check() parsed the header already.
-                let proto = Ipv4Packet::new_checked(p).map(|ip| ip.next_header());
+                // check() passed it, so it is a whole IPv4 header: the
+                // protocol is its byte 9 (no second parse on the path).
+                let proto = p.get(9).copied().map(IpProtocol::from);
                 let to = match proto {
-                    Ok(IpProtocol::Tcp) => &mut l.to_tcp,
-                    Ok(IpProtocol::Udp) => &mut l.to_udp,
+                    Some(IpProtocol::Tcp) => &mut l.to_tcp,
+                    Some(IpProtocol::Udp) => &mut l.to_udp,
                     _ => {
                         self.undelivered.no_transport += 1;
                         continue;

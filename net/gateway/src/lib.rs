@@ -237,6 +237,8 @@ pub struct Gateway {
     system: Ipv4Address,
     next_port: u16,
     t0: Instant,
+    /// Scratch space for relaying TCP bytes.
+    scratch: Vec<u8>,
 }
 
 fn nonblocking_err(e: &io::Error) -> bool {
@@ -287,6 +289,7 @@ impl Gateway {
             system: Ipv4Address::from(cfg.system),
             next_port: 49152,
             t0,
+            scratch: vec![0u8; 64 * 1024],
         })
     }
 
@@ -520,7 +523,7 @@ impl Gateway {
 
     fn relay_tcp(&mut self) -> bool {
         let mut moved = false;
-        let mut buf = vec![0u8; 64 * 1024];
+        let buf = &mut self.scratch;
         for c in &mut self.tcp {
             let s = self.sockets.get_mut::<tcp::Socket>(c.handle);
             // Host to system.

@@ -280,11 +280,6 @@ impl HttpApp {
         app
     }
 
-    /// Requests answered.
-    pub fn served(&self) -> u64 {
-        self.served
-    }
-
     fn send(&mut self, m: &Msg<'_>) -> bool {
         let mut buf = [0u8; CHUNK + 16];
         match encode(m, &mut buf) {

@@ -70,16 +70,6 @@ impl IpPd {
         pd
     }
 
-    /// The IP layer.
-    pub fn ip(&self) -> &Ip {
-        &self.ip
-    }
-
-    /// Packets dropped at full links.
-    pub fn drops(&self) -> LinkDrops {
-        self.drops
-    }
-
     fn run(&mut self, os: &mut dyn Os) {
         let mut buf = [0u8; crate::MAX_FRAME + 4];
         loop {

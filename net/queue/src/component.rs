@@ -65,16 +65,6 @@ impl<T: Transport> TransportPd<T> {
         pd
     }
 
-    /// The service.
-    pub fn service(&mut self) -> &mut T {
-        &mut self.service
-    }
-
-    /// Packets dropped because the link and the backlog were full.
-    pub fn dropped(&self) -> u64 {
-        self.dropped
-    }
-
     /// Sends what waits in the backlog; whether it is empty now.
     fn flush(&mut self) -> bool {
         while let Some(p) = self.backlog.front() {

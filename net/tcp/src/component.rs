@@ -3,7 +3,6 @@
 //! runs as the `Transport` of the generic transport PD.
 
 use crate::{ClientIo, Event, Handle, TcpService, MAX_EVENT_DATA};
-use alloc::vec;
 use alloc::vec::Vec;
 use axolotl_link::{RxLink, TxLink};
 use axolotl_netqueue::component::Transport;
@@ -87,22 +86,9 @@ impl TcpWithApps {
         }
     }
 
-    /// The service.
-    pub fn service(&self) -> &TcpService {
-        &self.svc
-    }
-
-    /// Messages from apps refused as malformed.
-    pub fn bad_messages(&self) -> u64 {
-        self.apps
-            .iter()
-            .map(|a| a.bad + a.links.from_app.bad_descriptors())
-            .sum()
-    }
-
     /// Takes what the apps asked for.
     fn take_app_requests(&mut self) {
-        let mut buf = vec![0u8; 4096];
+        let mut buf = [0u8; 4096];
         for (k, app) in self.apps.iter_mut().enumerate() {
             let k = k as u8;
             if app.links.from_app.peer_restarted() {

@@ -245,11 +245,6 @@ impl<H> Reported<H> {
             last: None,
         }
     }
-
-    /// The wrapped handler.
-    pub fn inner(&mut self) -> &mut H {
-        &mut self.inner
-    }
 }
 
 impl<H: HasCounters> Reported<H> {

@@ -253,15 +253,7 @@ fn inside() {
 }
 
 fn pattern(n: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    common::pattern(0x9e37_79b9_7f4a_7c15, n)
 }
 
 fn connect(addr: &str, port: u16) -> TcpStream {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{root, Running};
+use common::{pattern, root, Running};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
@@ -52,20 +52,6 @@ fn connect(port: u16) -> TcpStream {
     let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     s
-}
-
-/// A deterministic pseudo-random byte stream (xorshift), so that any
-/// misplaced, lost or repeated byte shows.
-fn pattern(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 /// Sends `n` bytes through TCP echo on `port` while reading the echo; the
@@ -225,19 +211,27 @@ fn faults_in_the_network_pds_do_not_corrupt_or_lose_a_transfer() {
         ("ip", "hang"),
         ("filter", "hang"),
     ] {
-        let n = 8 << 20;
+        let n = 16 << 20;
         let seed = restarts.len() as u64 + 7;
         let port = p.echo;
-        let transfer = std::thread::spawn(move || echo(port, n, seed));
+        let transfer = std::thread::spawn(move || {
+            let got = echo(port, n, seed);
+            (got, Instant::now())
+        });
         std::thread::sleep(Duration::from_millis(150));
         sys.inject(pd, kind);
+        let injected = Instant::now();
         let count = restarts.entry(pd).or_insert(0u64);
         *count += 1;
         sys.wait_restarted(pd, *count);
-        let got = transfer
-            .join()
-            .unwrap()
-            .unwrap_or_else(|e| panic!("{pd} {kind}: transfer failed: {e}\n{}", sys.log()));
+        let (got, finished) = transfer.join().unwrap();
+        // Otherwise the fault proved nothing about the transfer.
+        assert!(
+            finished > injected,
+            "{pd} {kind}: the transfer ended before the fault; make it longer"
+        );
+        let got =
+            got.unwrap_or_else(|e| panic!("{pd} {kind}: transfer failed: {e}\n{}", sys.log()));
         assert!(
             got.len() == n && got == pattern(seed, n),
             "{pd} {kind}: the echo came back changed ({} of {n} bytes)",

@@ -208,6 +208,60 @@ impl Ctx<'_, '_, '_> {
         }
     }
 
+    /// An optional attribute read by `parse`; a value it refuses is reported
+    /// at the attribute ("ATTR "V" is not WHAT") and gives `Err`.
+    fn parsed<T>(
+        &mut self,
+        node: Node,
+        attr: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        what: &str,
+    ) -> Result<Option<T>, ()> {
+        let Some(v) = self.get(node, attr) else {
+            return Ok(None);
+        };
+        match parse(v) {
+            Some(t) => Ok(Some(t)),
+            None => {
+                let pos = self.d.pos_attr(node, attr);
+                self.d.at(
+                    pos,
+                    format!("{}: {attr} \"{v}\" is not {what}", label(node)),
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// An optional attribute that is one of the words in `options`; any
+    /// other word is reported at the attribute and gives `Err`.
+    fn choice<T: Copy>(
+        &mut self,
+        node: Node,
+        attr: &str,
+        options: &[(&str, T)],
+    ) -> Result<Option<T>, ()> {
+        let Some(v) = self.get(node, attr) else {
+            return Ok(None);
+        };
+        if let Some((_, t)) = options.iter().find(|(w, _)| *w == v) {
+            return Ok(Some(*t));
+        }
+        let mut list = String::new();
+        for (i, (w, _)) in options.iter().enumerate() {
+            if i > 0 {
+                list.push_str(if i + 1 == options.len() { " or " } else { ", " });
+            }
+            list.push_str(&format!("'{w}'"));
+        }
+        let pos = self.d.pos_attr(node, attr);
+        self.d.at(
+            pos,
+            format!("{}: {attr} must be {list}, not '{v}'", label(node)),
+        );
+        Err(())
+    }
+
     fn error(&mut self, node: Node, msg: String) {
         let pos = self.d.pos_of(node);
         self.d.at(pos, format!("{}: {msg}", label(node)));
@@ -654,34 +708,22 @@ fn extension(cx: &mut Ctx, node: Node, pd: &mut Pd) {
         "net" => {
             cx.attrs(node, &["mac", "address", "gateway"], &[]);
             let pos = cx.d.pos_of(node);
-            let mac = cx.req(node, "mac").and_then(|v| {
-                let m = parse_mac(v);
-                if m.is_none() {
-                    let p = cx.d.pos_attr(node, "mac");
-                    cx.d.at(p, format!("<axolotl:net>: mac \"{v}\" is not six hex bytes like 52:54:00:12:34:56"));
-                }
-                m
-            });
-            let addr = cx.req(node, "address").and_then(|v| {
-                let a = parse_cidr(v);
-                if a.is_none() {
-                    let p = cx.d.pos_attr(node, "address");
-                    cx.d.at(p, format!("<axolotl:net>: address \"{v}\" is not an IPv4 address with a prefix length like 10.0.2.15/24"));
-                }
-                a
-            });
-            let gateway = cx.get(node, "gateway").and_then(|v| {
-                let g = parse_ipv4(v);
-                if g.is_none() {
-                    let p = cx.d.pos_attr(node, "gateway");
-                    cx.d.at(
-                        p,
-                        format!("<axolotl:net>: gateway \"{v}\" is not an IPv4 address"),
-                    );
-                }
-                g
-            });
-            if let (Some(mac), Some((addr, prefix_len))) = (mac, addr) {
+            let _ = (cx.req(node, "mac"), cx.req(node, "address"));
+            let mac = cx.parsed(
+                node,
+                "mac",
+                parse_mac,
+                "six hex bytes like 52:54:00:12:34:56",
+            );
+            let addr = cx.parsed(
+                node,
+                "address",
+                parse_cidr,
+                "an IPv4 address with a prefix length like 10.0.2.15/24",
+            );
+            let gateway = cx.parsed(node, "gateway", parse_ipv4, "an IPv4 address");
+            if let (Ok(Some(mac)), Ok(Some((addr, prefix_len))), Ok(gateway)) = (mac, addr, gateway)
+            {
                 pd.net = Some(NetSpec {
                     mac,
                     addr,
@@ -693,18 +735,12 @@ fn extension(cx: &mut Ctx, node: Node, pd: &mut Pd) {
         }
         "filter" => {
             cx.attrs(node, &["default"], &[]);
-            let default_pass = match cx.req(node, "default") {
-                Some("pass") => true,
-                Some("drop") | None => false,
-                Some(v) => {
-                    let p = cx.d.pos_attr(node, "default");
-                    cx.d.at(
-                        p,
-                        format!("<axolotl:filter>: default must be 'pass' or 'drop', not '{v}'"),
-                    );
-                    false
-                }
-            };
+            let _ = cx.req(node, "default");
+            let default_pass = cx
+                .choice(node, "default", &[("pass", true), ("drop", false)])
+                .ok()
+                .flatten()
+                .unwrap_or(false);
             let mut rules = Vec::new();
             for r in elements(node, cx.board) {
                 if !is_axolotl(r) || r.tag_name().name() != "rule" {
@@ -730,106 +766,59 @@ fn filter_rule(cx: &mut Ctx, node: Node) -> Option<FilterRuleSpec> {
         &["action", "direction", "proto", "remote", "ports"],
         &[],
     );
-    let mut ok = true;
-    let mut bad = |cx: &mut Ctx, attr: &str, msg: String| {
-        let p = cx.d.pos_attr(node, attr);
-        cx.d.at(p, format!("<axolotl:rule>: {msg}"));
-        ok = false;
+    cx.req(node, "action")?;
+    let pass = cx.choice(node, "action", &[("pass", true), ("drop", false)]);
+    let inbound = cx.choice(
+        node,
+        "direction",
+        &[("in", Some(true)), ("out", Some(false)), ("both", None)],
+    );
+    let proto = cx.choice(
+        node,
+        "proto",
+        &[("tcp", 6), ("udp", 17), ("icmp", 1), ("any", 0)],
+    );
+    let remote = cx.parsed(node, "remote", parse_cidr, "a network like 10.0.2.0/24");
+    let ports = cx.parsed(
+        node,
+        "ports",
+        parse_ports,
+        "a port or a range like 7 or 1024-65535",
+    );
+    let (Ok(Some(pass)), Ok(inbound), Ok(proto), Ok(remote), Ok(ports)) =
+        (pass, inbound, proto, remote, ports)
+    else {
+        return None;
     };
-    let pass = match cx.req(node, "action") {
-        Some("pass") => true,
-        Some("drop") => false,
-        Some(v) => {
-            bad(
-                cx,
-                "action",
-                format!("action must be 'pass' or 'drop', not '{v}'"),
-            );
-            false
-        }
-        None => return None,
-    };
-    let inbound = match cx.get(node, "direction") {
-        None | Some("both") => None,
-        Some("in") => Some(true),
-        Some("out") => Some(false),
-        Some(v) => {
-            bad(
-                cx,
-                "direction",
-                format!("direction must be 'in', 'out' or 'both', not '{v}'"),
-            );
-            None
-        }
-    };
-    let proto = match cx.get(node, "proto") {
-        None | Some("any") => 0,
-        Some("tcp") => 6,
-        Some("udp") => 17,
-        Some("icmp") => 1,
-        Some(v) => {
-            bad(
-                cx,
-                "proto",
-                format!("proto must be 'tcp', 'udp', 'icmp' or 'any', not '{v}'"),
-            );
-            0
-        }
-    };
-    let remote = match cx.get(node, "remote") {
-        None => None,
-        Some(v) => match parse_cidr(v) {
-            Some(n) => Some(n),
-            None => {
-                bad(
-                    cx,
-                    "remote",
-                    format!("remote \"{v}\" is not a network like 10.0.2.0/24"),
-                );
-                None
-            }
-        },
-    };
-    let ports = match cx.get(node, "ports") {
-        None => None,
-        Some(v) => {
-            let range = match v.split_once('-') {
-                Some((a, b)) => a
-                    .trim()
-                    .parse::<u16>()
-                    .ok()
-                    .zip(b.trim().parse::<u16>().ok()),
-                None => v.trim().parse::<u16>().ok().map(|p| (p, p)),
-            };
-            match range {
-                Some((a, b)) if a <= b => Some((a, b)),
-                _ => {
-                    bad(
-                        cx,
-                        "ports",
-                        format!("ports \"{v}\" is not a port or a range like 7 or 1024-65535"),
-                    );
-                    None
-                }
-            }
-        }
-    };
+    let proto = proto.unwrap_or(0);
     if ports.is_some() && !matches!(proto, 6 | 17) {
-        bad(
-            cx,
-            "ports",
-            "ports need proto=\"tcp\" or proto=\"udp\"".into(),
+        let p = cx.d.pos_attr(node, "ports");
+        cx.d.at(
+            p,
+            "<axolotl:rule>: ports need proto=\"tcp\" or proto=\"udp\"".into(),
         );
+        return None;
     }
-    let pos = cx.d.pos_of(node);
-    ok.then_some(FilterRuleSpec {
+    Some(FilterRuleSpec {
         pass,
-        inbound,
+        inbound: inbound.flatten(),
         proto,
         remote,
         ports,
-        pos,
+        pos: cx.d.pos_of(node),
     })
+}
+
+/// `N` or `N-M`, `N <= M`.
+pub(crate) fn parse_ports(v: &str) -> Option<(u16, u16)> {
+    let (a, b) = match v.split_once('-') {
+        Some((a, b)) => (a.trim().parse().ok()?, b.trim().parse().ok()?),
+        None => {
+            let p = v.trim().parse().ok()?;
+            (p, p)
+        }
+    };
+    (a <= b).then_some((a, b))
 }
 
 /// `a.b.c.d`.
@@ -865,6 +854,32 @@ pub(crate) fn parse_mac(s: &str) -> Option<[u8; 6]> {
         *o = u8::from_str_radix(p, 16).ok()?;
     }
     parts.next().is_none().then_some(out)
+}
+
+/// The PD named `name` by `attr` of `node`, if it is one of the channel's
+/// two `ends`; otherwise reported.
+fn channel_end(
+    cx: &mut Ctx,
+    sys: &System,
+    node: Node,
+    attr: &str,
+    name: &str,
+    ends: [usize; 2],
+) -> Option<usize> {
+    let found = sys.pd_index(name).filter(|p| ends.contains(p));
+    if found.is_none() {
+        let pos = cx.d.pos_attr(node, attr);
+        cx.d.at(
+            pos,
+            format!(
+                "{}: {attr} '{name}' is not one of the channel's PDs ({}, {})",
+                label(node),
+                sys.pds[ends[0]].name,
+                sys.pds[ends[1]].name
+            ),
+        );
+    }
+    found
 }
 
 fn channel(cx: &mut Ctx, node: Node, sys: &mut System) {
@@ -950,18 +965,7 @@ fn channel(cx: &mut Ctx, node: Node, sys: &mut System) {
         else {
             continue;
         };
-        let prod = sys.pd_index(producer).filter(|&p| p == pa || p == pb);
-        let Some(prod) = prod else {
-            let pos = cx.d.pos_attr(r, "producer");
-            cx.d.at(
-                pos,
-                format!(
-                    "{}: producer '{producer}' is not one of the channel's PDs ({}, {})",
-                    label(r),
-                    sys.pds[pa].name,
-                    sys.pds[pb].name
-                ),
-            );
+        let Some(prod) = channel_end(cx, sys, r, "producer", producer, [pa, pb]) else {
             continue;
         };
         sys.rings.push(Ring {
@@ -986,17 +990,7 @@ fn channel(cx: &mut Ctx, node: Node, sys: &mut System) {
         else {
             continue;
         };
-        let Some(snd) = sys.pd_index(sender).filter(|&p| p == pa || p == pb) else {
-            let pos = cx.d.pos_attr(l, "sender");
-            cx.d.at(
-                pos,
-                format!(
-                    "{}: sender '{sender}' is not one of the channel's PDs ({}, {})",
-                    label(l),
-                    sys.pds[pa].name,
-                    sys.pds[pb].name
-                ),
-            );
+        let Some(snd) = channel_end(cx, sys, l, "sender", sender, [pa, pb]) else {
             continue;
         };
         sys.links.push(Link {

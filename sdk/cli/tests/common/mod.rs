@@ -195,3 +195,17 @@ pub fn libc_kill(pid: i32, sig: i32) {
     // SAFETY: kill(2) has no memory-safety preconditions.
     unsafe { libc::kill(pid, sig) };
 }
+
+/// A deterministic pseudo-random byte stream (xorshift), so that any
+/// misplaced, lost or repeated byte shows.
+pub fn pattern(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
