@@ -1,39 +1,9 @@
 //! The IP PD on the Linux host: generated wiring plus `axolotl-ip`.
 
-use axolotl_ip::component::{IpLinks, IpPd};
-use axolotl_ip::{Config, Ip};
-use axolotl_timer::client::Wakeup;
-
-use axolotl_monitor::query::Reported;
+mod wire;
 
 axolotl_sdk::include_pd!();
 
 fn main() {
-    axolotl_host::pd_main(pd::SYSTEM_FINGERPRINT, |init| {
-        let Some(net) = pd::NET else {
-            panic!("system.xml has no <axolotl:net> for the IP PD");
-        };
-        let Some(timer) = pd::TIMER else {
-            panic!("system.xml must give the IP PD a channel to the timer");
-        };
-        let cfg = Config {
-            mac: axolotl_ip::EthernetAddress(net.mac),
-            addr: net.addr.into(),
-            prefix_len: net.prefix_len,
-            gateway: net.gateway.map(Into::into),
-        };
-        // SAFETY: the runtime mapped every region of this PD before init,
-        // for the life of the process; each link is attached once.
-        let links = unsafe {
-            IpLinks {
-                from_nic: axolotl_link::receiver(&pd::link::NIC_RX),
-                to_nic: axolotl_link::sender(&pd::link::NIC_TX),
-                up: axolotl_link::sender(&pd::link::IP_UP),
-                down: axolotl_link::receiver(&pd::link::IP_DOWN),
-            }
-        };
-        let handler = IpPd::new(init.os(), Ip::new(cfg), links, Wakeup::new(timer));
-        // Ring counters go to the monitor, for the status page.
-        Reported::new(handler, pd::PARENT)
-    })
+    axolotl_host::pd_main(pd::SYSTEM_FINGERPRINT, |init| wire::component(init.os()))
 }

@@ -86,10 +86,13 @@ enum Command {
     ///
     /// `axolotl status` and `axolotl inject` work against it as against
     /// `axolotl run`, through the console. Lines typed here go to the
-    /// console too (try `status`).
+    /// console too (try `status`). The NIC is a virtio-net device on QEMU's
+    /// user networking, with the same host forwards as `axolotl run`.
     Qemu {
         #[command(flatten)]
         target: ImageArgs,
+        #[command(flatten)]
+        net: NetArgs,
         /// Control socket for `axolotl status` and `axolotl inject`.
         #[arg(long, env = "AXOLOTL_CONTROL")]
         control: Option<PathBuf>,
@@ -161,10 +164,11 @@ fn main() -> ExitCode {
             .map(|_| ()),
         Command::Qemu {
             target,
+            net,
             control,
             timeout,
             no_build,
-        } => boot(&target, control, timeout, no_build),
+        } => boot(&target, &net, control, timeout, no_build),
         Command::Status { json, control } => show_status(json, &control_path(control)),
         Command::Inject { pd, kind, control } => {
             status::request(&control_path(control), &format!("inject {pd} {kind}"))
@@ -340,11 +344,19 @@ fn run(
 
 fn boot(
     target: &ImageArgs,
+    net: &NetArgs,
     control: Option<PathBuf>,
     timeout: Option<u64>,
     no_build: bool,
 ) -> Result<(), String> {
     let (file, board, config) = (&target.file, target.board.as_str(), target.config.as_str());
+    let (name, text) = read_system(file)?;
+    let system = axolotl_sysdesc::parse_for(&name, &text, board).map_err(|diags| {
+        let mut s: Vec<String> = diags.iter().map(ToString::to_string).collect();
+        s.push(format!("{name}: {} error(s) for {board}", diags.len()));
+        s.join("\n")
+    })?;
+    let extra = net::qemu_args(&system, board, net)?;
     let img = if no_build {
         let img = image::out_dir(board, config).join("loader.img");
         if !img.is_file() {
@@ -355,13 +367,13 @@ fn boot(
         }
         img
     } else {
-        let (name, _) = read_system(file)?;
         image::build(Path::new(&name), board, config)?
     };
     qemu::run(
         board,
         config,
         &img,
+        &extra,
         &control_path(control),
         timeout.map(std::time::Duration::from_secs),
     )

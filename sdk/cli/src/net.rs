@@ -1,16 +1,18 @@
-//! The network of `axolotl run`: what the NIC driver PD is attached to.
+//! The network of `axolotl run` and `axolotl qemu`: what the NIC driver
+//! PD is attached to, and which host ports reach the system.
 
 use axolotl_gateway::{Forward, GatewayConfig};
-use axolotl_sysdesc::System;
+use axolotl_sysdesc::{NetSpec, System};
 use std::path::Path;
 
 /// How the system's network reaches the host.
 #[derive(clap::Args, Clone, Debug)]
 pub struct NetArgs {
-    /// What the NIC driver PD is attached to: `user` (a gateway inside
-    /// `axolotl run` at the system's gateway address, forwarding host ports;
-    /// no privileges needed), `tap:NAME` (a TAP device, where you may create
-    /// one, such as inside `unshare -rn`; no forwards) or `none`.
+    /// What the NIC driver PD is attached to: `user` (a gateway at the
+    /// system's gateway address, forwarding host ports; no privileges
+    /// needed: inside `axolotl run`, or QEMU's user networking under
+    /// `axolotl qemu`), `tap:NAME` (a TAP device, where you may create one,
+    /// such as inside `unshare -rn`; no forwards) or `none`.
     #[arg(
         long = "net",
         default_value = "user",
@@ -25,16 +27,133 @@ pub struct NetArgs {
     pub forwards: Vec<String>,
 }
 
+/// Whether the system has a NIC driver: a PD with an interrupt named
+/// "nic".
+fn has_nic(system: &System) -> bool {
+    system
+        .pds
+        .iter()
+        .any(|p| p.irqs.iter().any(|i| i.name.as_deref() == Some("nic")))
+}
+
+/// The system's `<axolotl:net>` and its gateway, which `--net user` puts
+/// the host at.
+fn user_net(system: &System) -> Result<(&NetSpec, [u8; 4]), String> {
+    let Some(net) = system.pds.iter().find_map(|p| p.net.as_ref()) else {
+        return Err(format!(
+            "{}: the system has a NIC driver but no <axolotl:net>: nothing to forward to",
+            system.file
+        ));
+    };
+    let Some(gw) = net.gateway else {
+        return Err(format!(
+            "{}:{}: <axolotl:net> has no gateway: `--net user` puts the host there",
+            system.file, net.pos.line
+        ));
+    };
+    Ok((net, gw))
+}
+
+/// The forwards asked for, or the defaults.
+fn forwards(args: &NetArgs) -> Result<Vec<Forward>, String> {
+    if args.forwards.is_empty() {
+        return Ok(Forward::defaults());
+    }
+    args.forwards.iter().map(|f| Forward::parse(f)).collect()
+}
+
+fn dotted(a: [u8; 4]) -> String {
+    format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3])
+}
+
+/// Prints where each forward reaches the system.
+fn print_forwards(net: &NetSpec, forwards: &[Forward]) {
+    for f in forwards {
+        println!(
+            "axolotl: forwarding {} {} to {}:{}",
+            f.proto.name(),
+            f.host,
+            dotted(net.addr),
+            f.port
+        );
+    }
+}
+
+/// QEMU's network options for a system booted under `axolotl qemu`: the
+/// NIC (virtio-net, on virtio-mmio or PCI as the board wants it) on user
+/// networking with system.xml's network, gateway and MAC, and a host
+/// forward for each port; or on a TAP device; or none. Prints where the
+/// system can be reached.
+pub fn qemu_args(system: &System, board: &str, args: &NetArgs) -> Result<Vec<String>, String> {
+    if !has_nic(system) {
+        return Ok(Vec::new());
+    }
+    let net = system.pds.iter().find_map(|p| p.net.as_ref());
+    let backend = match args.mode.as_str() {
+        "none" => {
+            println!("axolotl: network: none (the NIC driver finds no device)");
+            return Ok(Vec::new());
+        }
+        "user" => {
+            let (net, gw) = user_net(system)?;
+            let forwards = forwards(args)?;
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(net.prefix_len))
+                .unwrap_or(0);
+            let network = u32::from_be_bytes(net.addr) & mask;
+            let mut b = format!(
+                "user,id=net0,net={}/{},host={}",
+                dotted(network.to_be_bytes()),
+                net.prefix_len,
+                dotted(gw)
+            );
+            for f in &forwards {
+                b.push_str(&format!(
+                    ",hostfwd={}:{}-{}:{}",
+                    f.proto.name(),
+                    f.host,
+                    dotted(net.addr),
+                    f.port
+                ));
+            }
+            print_forwards(net, &forwards);
+            b
+        }
+        m if m.starts_with("tap:") => {
+            if !args.forwards.is_empty() {
+                return Err("--forward needs --net user: with a TAP device the peer is the host's own stack".into());
+            }
+            println!("axolotl: network: TAP device {}", &m[4..]);
+            format!("tap,id=net0,ifname={},script=no,downscript=no", &m[4..])
+        }
+        m => return Err(format!("--net {m}: expected user, tap:NAME or none")),
+    };
+    // The device: where the board's NIC driver looks for it (system.xml's
+    // comments on the nic PD say the same).
+    let device = match board {
+        "qemu_virt_aarch64" => "virtio-net-device,netdev=net0",
+        "x86_64_generic" => "virtio-net-pci,netdev=net0,addr=0x3,disable-legacy=on",
+        _ => return Err(format!("no QEMU network device for board '{board}'")),
+    };
+    let mac = net.map(|n| {
+        let m = n.mac;
+        format!(
+            ",mac={:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    });
+    Ok(vec![
+        "-netdev".into(),
+        backend,
+        "-device".into(),
+        format!("{device}{}", mac.unwrap_or_default()),
+    ])
+}
+
 /// Sets up the host end of the system's network before the PDs start,
 /// and prints where it can be reached.
 pub fn start(system: &System, args: &NetArgs, control: &Path) -> Result<(), String> {
-    let net = system.pds.iter().find_map(|p| p.net.as_ref());
-    // The NIC driver is the PD with an interrupt named "nic".
-    let nic = system
-        .pds
-        .iter()
-        .any(|p| p.irqs.iter().any(|i| i.name.as_deref() == Some("nic")));
-    if !nic {
+    if !has_nic(system) {
         return Ok(());
     }
     match args.mode.as_str() {
@@ -44,26 +163,8 @@ pub fn start(system: &System, args: &NetArgs, control: &Path) -> Result<(), Stri
             Ok(())
         }
         "user" => {
-            let Some(net) = net else {
-                return Err(format!(
-                    "{}: the system has a NIC driver but no <axolotl:net>: nothing to forward to",
-                    system.file
-                ));
-            };
-            let Some(gw) = net.gateway else {
-                return Err(format!(
-                    "{}:{}: <axolotl:net> has no gateway: `--net user` puts the host there",
-                    system.file, net.pos.line
-                ));
-            };
-            let forwards = if args.forwards.is_empty() {
-                Forward::defaults()
-            } else {
-                args.forwards
-                    .iter()
-                    .map(|f| Forward::parse(f))
-                    .collect::<Result<Vec<_>, _>>()?
-            };
+            let (net, gw) = user_net(system)?;
+            let forwards = forwards(args)?;
             let dir = control.parent().unwrap_or(Path::new("."));
             std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let socket = dir.join("nic.sock");
@@ -76,19 +177,7 @@ pub fn start(system: &System, args: &NetArgs, control: &Path) -> Result<(), Stri
             };
             axolotl_gateway::spawn(&cfg)?;
             std::env::set_var(axolotl_host::nic::ENV, format!("unix:{}", socket.display()));
-            let a = net.addr;
-            for f in &forwards {
-                println!(
-                    "axolotl: forwarding {} {} to {}.{}.{}.{}:{}",
-                    f.proto.name(),
-                    f.host,
-                    a[0],
-                    a[1],
-                    a[2],
-                    a[3],
-                    f.port
-                );
-            }
+            print_forwards(net, &forwards);
             Ok(())
         }
         m if m.starts_with("tap:") => {

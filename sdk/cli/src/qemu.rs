@@ -19,8 +19,15 @@ use std::time::{Duration, Instant};
 
 use axolotl_monitor::console::{ERROR_PREFIX, INJECTED_PREFIX, STATUS_PREFIX, UP_MARKER};
 
-/// The QEMU command line that boots `img` for `board`.
-pub fn command(board: &str, config: &str, img: &Path, sdk: &Path) -> Result<Command, String> {
+/// The QEMU command line that boots `img` for `board`, with `extra`
+/// options (the network) at the end.
+pub fn command(
+    board: &str,
+    config: &str,
+    img: &Path,
+    sdk: &Path,
+    extra: &[String],
+) -> Result<Command, String> {
     let (prog, args): (&str, Vec<String>) = match board {
         "qemu_virt_aarch64" => (
             "qemu-system-aarch64",
@@ -69,7 +76,8 @@ pub fn command(board: &str, config: &str, img: &Path, sdk: &Path) -> Result<Comm
     }
     let mut cmd = Command::new(prog);
     cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
-        .args(args);
+        .args(args)
+        .args(extra);
     Ok(cmd)
 }
 
@@ -80,16 +88,18 @@ fn answer_of(line: &str) -> Option<&str> {
         .find_map(|p| line.find(p).map(|at| &line[at..]))
 }
 
-/// Boots `img` and serves the console until QEMU ends (or `timeout`).
+/// Boots `img` with QEMU options `extra` (the network) and serves the
+/// console until QEMU ends (or `timeout`).
 pub fn run(
     board: &str,
     config: &str,
     img: &Path,
+    extra: &[String],
     control: &Path,
     timeout: Option<Duration>,
 ) -> Result<(), String> {
     let sdk = super::image::sdk_dir();
-    let mut cmd = command(board, config, img, &sdk)?;
+    let mut cmd = command(board, config, img, &sdk, extra)?;
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
     // SAFETY: prctl in the child between fork and exec touches no memory of
     // the parent; it makes QEMU die with this process.

@@ -4,103 +4,20 @@
 
 mod common;
 
+use common::net::{
+    assert_echoed, assert_udp_echoed, connect, discard, echo, http_get, status_json, Ports,
+};
 use common::{pattern, root, Running};
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-/// Free host ports for TCP echo, UDP echo, TCP discard and HTTP.
-struct Ports {
-    echo: u16,
-    udp: u16,
-    discard: u16,
-    http: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn start(name: &str) -> (Running, Ports) {
-    let p = Ports {
-        echo: free_port(),
-        udp: free_port(),
-        discard: free_port(),
-        http: free_port(),
-    };
-    let f = [
-        format!("tcp:{}:7", p.echo),
-        format!("udp:{}:7", p.udp),
-        format!("tcp:{}:9", p.discard),
-        format!("tcp:{}:80", p.http),
-    ];
-    let mut args = vec![];
-    for x in &f {
-        args.push("--forward");
-        args.push(x.as_str());
-    }
+    let p = Ports::free();
+    let f = p.forward_args();
+    let args: Vec<&str> = f.iter().map(String::as_str).collect();
     let sys = Running::start_args(name, &root().join("system.xml"), &args);
     sys.wait_log("HTTP status page on TCP port 80");
     (sys, p)
-}
-
-fn connect(port: u16) -> TcpStream {
-    let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s
-}
-
-/// Sends `n` bytes through TCP echo on `port` while reading the echo; the
-/// bytes that came back, or the error that ended the connection.
-fn echo(port: u16, n: usize, seed: u64) -> Result<Vec<u8>, std::io::Error> {
-    let mut s = connect(port);
-    let mut r = s.try_clone()?;
-    let reader = std::thread::spawn(move || {
-        let mut got = Vec::with_capacity(n);
-        let mut buf = vec![0u8; 1 << 16];
-        while got.len() < n {
-            match r.read(&mut buf) {
-                Ok(0) => break,
-                Ok(k) => got.extend_from_slice(&buf[..k]),
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(got)
-    });
-    let data = pattern(seed, n);
-    let mut sent = 0;
-    while sent < n {
-        let end = (sent + (1 << 20)).min(n);
-        if let Err(e) = s.write_all(&data[sent..end]) {
-            let _ = reader.join();
-            return Err(e);
-        }
-        sent = end;
-    }
-    let got = reader.join().unwrap()?;
-    let _ = s.shutdown(Shutdown::Both);
-    Ok(got)
-}
-
-fn assert_echoed(port: u16, n: usize, seed: u64) {
-    let got = echo(port, n, seed).unwrap_or_else(|e| panic!("echo of {n} bytes: {e}"));
-    assert_eq!(got.len(), n, "echo of {n} bytes came back short");
-    assert!(
-        got == pattern(seed, n),
-        "echo of {n} bytes came back changed"
-    );
-}
-
-fn http_get(port: u16, path: &str) -> String {
-    let mut s = connect(port);
-    write!(s, "GET {path} HTTP/1.1\r\nHost: axolotl\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 #[test]
@@ -123,30 +40,11 @@ fn echo_discard_udp_and_the_status_page_through_the_split_stack() {
     }
 
     // TCP discard takes everything and sends nothing back.
-    let mut d = connect(p.discard);
-    d.write_all(&pattern(9, 2 << 20)).unwrap();
-    d.shutdown(Shutdown::Write).unwrap();
-    let mut rest = Vec::new();
-    d.read_to_end(&mut rest).unwrap();
+    let rest = discard(p.discard, 2 << 20);
     assert!(rest.is_empty(), "discard sent {} bytes back", rest.len());
 
     // UDP echo.
-    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-    u.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    for i in 0..20u8 {
-        let msg = pattern(u64::from(i) + 100, 1 + usize::from(i) * 50);
-        let mut buf = [0u8; 2048];
-        // UDP may lose the first datagrams while ARP resolves: retry.
-        let got = (0..5).find_map(|_| {
-            u.send_to(&msg, ("127.0.0.1", p.udp)).unwrap();
-            u.recv(&mut buf).ok()
-        });
-        assert_eq!(
-            got.map(|n| &buf[..n]),
-            Some(&msg[..]),
-            "UDP echo of datagram {i}"
-        );
-    }
+    assert_udp_echoed(p.udp, 20);
 
     // The status page lists every PD as running, with counters.
     let page = http_get(p.http, "/");
@@ -160,16 +58,8 @@ fn echo_discard_udp_and_the_status_page_through_the_split_stack() {
             "{pd} not running in:\n{page}"
         );
     }
-    let json = http_get(p.http, "/status.json");
-    let body = json.split("\r\n\r\n").nth(1).unwrap();
-    let pds: serde_json::Value = serde_json::from_str(body).unwrap();
-    let tcp = pds
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["name"] == "tcp")
-        .unwrap()
-        .clone();
+    let pds = status_json(p.http);
+    let tcp = pds.iter().find(|p| p["name"] == "tcp").unwrap().clone();
     assert!(
         tcp["counters"]["packets_in"].as_u64().unwrap_or(0) > 100,
         "{tcp}"
@@ -239,16 +129,9 @@ fn faults_in_the_network_pds_do_not_corrupt_or_lose_a_transfer() {
         );
     }
     // Every PD that was restarted shows it on the status page.
-    let page = http_get(p.http, "/status.json");
-    let body = page.split("\r\n\r\n").nth(1).unwrap();
-    let pds: serde_json::Value = serde_json::from_str(body).unwrap();
+    let pds = status_json(p.http);
     for (pd, n) in restarts {
-        let st = pds
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["name"] == pd)
-            .unwrap();
+        let st = pds.iter().find(|p| p["name"] == pd).unwrap();
         assert_eq!(st["restarts"].as_u64(), Some(n), "{st}");
         assert_eq!(st["state"], "running", "{st}");
     }

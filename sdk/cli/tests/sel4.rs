@@ -2,7 +2,9 @@
 //! `axolotl image` builds it, `axolotl qemu` boots it, every PD comes up,
 //! and faults injected through `axolotl inject` (a null-pointer write, a
 //! panic, an endless loop) end with the PD restarted with fresh memory and
-//! its state back from the store.
+//! its state back from the store. The network (virtio-net, IP, filter, TCP,
+//! UDP, the status page) is reached through QEMU's host forwards, as a
+//! user reaches it, and keeps transfers exact while its PDs are faulted.
 //!
 //! Runs where a Microkit SDK (`MICROKIT_SDK`, default
 //! /opt/microkit-sdk-2.3.0), nightly Rust with rust-src, sel4-reset-cli and
@@ -10,22 +12,24 @@
 //! `ci/test` runs it on its own, after the other tests (it builds two
 //! images and boots them: minutes, not seconds).
 
+mod common;
+
+use common::net::{assert_echoed, assert_udp_echoed, discard, echo, http_get, status_json, Ports};
+use common::{axolotl, pattern, root};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const BOARDS: [&str; 2] = ["qemu_virt_aarch64", "x86_64_generic"];
 
-fn axolotl() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_axolotl"))
-}
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+/// Every PD of the demo system on a seL4 board, in system.xml's order.
+const PDS: [&str; 12] = [
+    "guardian", "timer", "store", "producer", "consumer", "nic", "ip", "filter", "tcp", "udp",
+    "http", "serial",
+];
 
 fn on_path(name: &str) -> bool {
     std::env::var_os("PATH")
@@ -69,6 +73,8 @@ struct Qemu {
     lines: Arc<Mutex<Vec<String>>>,
     control: PathBuf,
     board: &'static str,
+    /// The host ports forwarded to the system's services.
+    ports: Ports,
 }
 
 impl Qemu {
@@ -77,9 +83,11 @@ impl Qemu {
             "axolotl-sel4-test-{}-{board}.sock",
             std::process::id()
         ));
+        let ports = Ports::free();
         let mut child = Command::new(axolotl())
             .current_dir(root())
-            .args(["qemu", "--no-build", "--board", board, "--timeout", "600"])
+            .args(["qemu", "--no-build", "--board", board, "--timeout", "900"])
+            .args(ports.forward_args())
             .arg("--control")
             .arg(&control)
             .stdin(Stdio::null())
@@ -101,6 +109,7 @@ impl Qemu {
             lines,
             control,
             board,
+            ports,
         }
     }
 
@@ -237,14 +246,25 @@ fn boot_and_recover(board: &'static str) {
     );
     let status = q.status();
     let names: Vec<&str> = status.iter().filter_map(|p| p["name"].as_str()).collect();
-    assert_eq!(
-        names,
-        ["guardian", "timer", "store", "producer", "consumer", "serial"],
-        "{board}"
-    );
+    assert_eq!(names, PDS, "{board}");
     for p in &status {
         assert_eq!(p["state"], "running", "{board}: {p}");
     }
+    let p = &q.ports;
+    for (proto, port, to) in [
+        ("tcp", p.echo, 7),
+        ("udp", p.udp, 7),
+        ("tcp", p.discard, 9),
+        ("tcp", p.http, 80),
+    ] {
+        let line = format!("axolotl: forwarding {proto} 127.0.0.1:{port} to 10.0.2.15:{to}");
+        assert!(
+            console.contains(&line),
+            "{board}: no '{line}' in:\n{console}"
+        );
+    }
+
+    network(&q);
 
     // Let the workers count for a while, so there is state to keep.
     std::thread::sleep(Duration::from_secs(3));
@@ -354,7 +374,114 @@ fn boot_and_recover(board: &'static str) {
     for p in q.status() {
         assert_eq!(p["state"], "running", "{board}: {p}");
     }
+    // And the network still serves, after every fault above.
+    assert_echoed(q.ports.echo, 64 << 10, 77);
     eprintln!("--- {board}: ok");
+}
+
+/// The network from the host: the status page, echo, discard and UDP echo
+/// through QEMU's forwards; then a fault in each network PD during a
+/// transfer, which must come back exact.
+fn network(q: &Qemu) {
+    let (board, p) = (q.board, &q.ports);
+    eprintln!("--- {board}: the network through QEMU's forwards");
+    q.wait("HTTP status page on TCP port 80", 60);
+    let page = retry_get(q, "/");
+    assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{board}: {page}");
+    for pd in PDS {
+        assert!(
+            page.contains(&format!("<tr><td>{pd}</td><td>running</td>")),
+            "{board}: {pd} not running in:\n{page}"
+        );
+    }
+    for n in [1, 1460, 1461, 65_536, 1 << 20] {
+        assert_echoed(p.echo, n, n as u64);
+    }
+    let rest = discard(p.discard, 1 << 20);
+    assert!(
+        rest.is_empty(),
+        "{board}: discard sent {} bytes back",
+        rest.len()
+    );
+    assert_udp_echoed(p.udp, 10);
+    let nic = status_json(p.http)
+        .into_iter()
+        .find(|s| s["name"] == "nic")
+        .unwrap_or_else(|| panic!("{board}: no nic on the status page"));
+    assert!(
+        nic["counters"]["packets_in"].as_u64().unwrap_or(0) > 100,
+        "{board}: the NIC driver counted no traffic: {nic}"
+    );
+
+    // A fault in each network PD while a transfer runs: the PD restarts,
+    // TCP retransmits what was lost, and the bytes come back exact.
+    for (pd, kind) in [
+        ("nic", "segv"),
+        ("ip", "segv"),
+        ("filter", "panic"),
+        ("udp", "segv"),
+        ("http", "segv"),
+    ] {
+        eprintln!("--- {board}: {kind} in {pd} during a transfer");
+        let n = 4 << 20;
+        let seed = pd.len() as u64 + 11;
+        let port = p.echo;
+        let transfer = std::thread::spawn(move || (echo(port, n, seed), Instant::now()));
+        std::thread::sleep(Duration::from_millis(300));
+        q.inject(pd, kind);
+        let injected = Instant::now();
+        q.wait_running(pd, 1);
+        let (got, finished) = transfer.join().unwrap();
+        assert!(
+            finished > injected,
+            "{board}: {pd} {kind}: the transfer ended before the fault; make it longer"
+        );
+        let got = got.unwrap_or_else(|e| {
+            panic!(
+                "{board}: {pd} {kind}: transfer failed: {e}\n{}",
+                q.console()
+            )
+        });
+        assert!(
+            got.len() == n && got == pattern(seed, n),
+            "{board}: {pd} {kind}: the echo came back changed ({} of {n} bytes)",
+            got.len()
+        );
+    }
+    assert_udp_echoed(p.udp, 3);
+    let page = retry_get(q, "/status.json");
+    let body = page.split("\r\n\r\n").nth(1).unwrap_or("");
+    let pds: Vec<Value> =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("{board}: status page: {e}: {page}"));
+    for pd in ["nic", "ip", "filter", "udp", "http"] {
+        let s = pds.iter().find(|s| s["name"] == pd);
+        assert!(
+            s.is_some_and(|s| s["state"] == "running" && s["restarts"] == 1),
+            "{board}: {pd} not shown running after one restart: {s:?}"
+        );
+    }
+}
+
+/// A page of the status server, asked again while a restarted `http` PD
+/// comes back (a connection to it is reset until it listens again).
+fn retry_get(q: &Qemu, path: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let port = q.ports.http;
+        let path = path.to_string();
+        if let Ok(page) = std::thread::spawn(move || http_get(port, &path)).join() {
+            if page.starts_with("HTTP/1.1 200") {
+                return page;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: no status page within 30 s; console:\n{}",
+            q.board,
+            q.console()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 #[test]

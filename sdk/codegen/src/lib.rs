@@ -242,15 +242,22 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64, entries: &[Entries
     let _ = writeln!(w, "}}");
 
     let _ = writeln!(w, "/// The memory regions this PD maps.\npub mod region {{");
+    let mut all = Vec::new();
     for m in &pd.maps {
         if let Some(e) = region_expr(system, pd, &m.region) {
+            let name = const_name(&m.region);
             let _ = writeln!(
                 w,
-                "    pub const {}: axolotl_sdk::config::Region = {e};",
-                const_name(&m.region)
+                "    pub const {name}: axolotl_sdk::config::Region = {e};"
             );
+            all.push(name);
         }
     }
+    let _ = writeln!(
+        w,
+        "    /// Every region this PD maps.\n    pub const ALL: &[axolotl_sdk::config::Region] = &[{}];",
+        all.join(", ")
+    );
     let _ = writeln!(w, "}}");
 
     let _ = writeln!(w, "/// The rings this PD is an end of.\npub mod ring {{");
@@ -356,6 +363,11 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64, entries: &[Entries
             .map(|(_, mine, _)| mine.id)
     });
     let _ = writeln!(w, "/// The channel to this PD's parent (the runtime answers heartbeats on it).\npub const PARENT: Option<Channel> = {};", opt(parent_ch, "Channel::new"));
+    // As Microkit decides whether a PD's input is an endpoint or only a
+    // notification.
+    let receives_calls = system.pds.iter().any(|p| p.parent == Some(i))
+        || system.channels_of(i).any(|(_, _, peer)| peer.pp);
+    let _ = writeln!(w, "/// Whether other PDs call this one or it has children (its input is an endpoint on seL4, not only a notification).\npub const RECEIVES_CALLS: bool = {receives_calls};");
     let _ = writeln!(
         w,
         "/// Children this PD supervises.\npub const CHILDREN: &[SupervisedChild] = &["

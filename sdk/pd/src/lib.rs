@@ -98,8 +98,10 @@ pub trait Os {
     /// Called by a handler between rounds of a long stretch of work (a
     /// stream of packets): the platform answers what shows the PD alive
     /// (its parent's heartbeats) without waiting for the handler to
-    /// return. The default does nothing; a platform whose heartbeats only
-    /// the event loop can answer keeps that default.
+    /// return, and keeps any other notification it took for the handler's
+    /// next `notified`. The default does nothing; a platform whose
+    /// heartbeats only the event loop can answer keeps that default (on
+    /// seL4, a PD that others call: its input is an endpoint).
     fn keepalive(&mut self) {}
 
     /// Make `child` fault on purpose, as `kind` says: a debugging aid for

@@ -3,9 +3,11 @@
 //!
 //! - aarch64: the generic timer's physical counter, which Microkit's kernel
 //!   configuration lets user level read (`CNTPCT_EL0`, `CNTFRQ_EL0`).
-//! - x86_64: the HPET's main counter, for PDs that map the HPET (the timer
-//!   driver and the monitor) and call [`use_hpet`]; other PDs have no clock
-//!   there and read 0.
+//! - x86_64: the HPET's main counter, for PDs that map the region named
+//!   [`HPET_REGION`] (the runtime finds it among the PD's regions before
+//!   `init`); other PDs have no clock there and read 0. The timer driver and
+//!   the monitor map it writable and start it; the network PDs map it
+//!   read-only and only read the counter.
 
 #[cfg(target_arch = "aarch64")]
 mod imp {
@@ -155,6 +157,9 @@ impl Hpet {
     }
 }
 
+/// The name of the memory region that is the HPET (x86_64's clock).
+pub const HPET_REGION: &str = "hpet";
+
 /// Gives this PD's [`now_ns`] the HPET mapped at `base` (and starts it).
 ///
 /// # Safety
@@ -165,4 +170,23 @@ pub unsafe fn use_hpet(base: usize) {
     let hpet = unsafe { Hpet::at(base) };
     hpet.enable();
     imp::HPET.store(base, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Sets up [`now_ns`] from the PD's regions: on x86_64 the HPET, if the PD
+/// maps it (started if the map is writable, only read otherwise); on
+/// aarch64 nothing is needed.
+pub(crate) fn attach(regions: &[axolotl_sdk::config::Region]) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(r) = regions.iter().find(|r| r.name == HPET_REGION) {
+        if r.writable {
+            // SAFETY: system.xml maps the HPET's registers at this address
+            // for the life of the PD (the runtime maps every region before
+            // init); it must be mapped uncached, as every device is.
+            unsafe { use_hpet(r.vaddr) };
+        } else {
+            imp::HPET.store(r.vaddr, core::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = regions;
 }

@@ -31,6 +31,8 @@
 #![no_std]
 
 pub mod clock;
+#[cfg(target_arch = "x86_64")]
+pub mod ioport;
 mod logger;
 mod patched;
 
@@ -60,6 +62,10 @@ pub struct Config {
     pub parent: Option<Channel>,
     /// Its children's entry points.
     pub children: &'static [ChildEntries],
+    /// The memory regions it maps (the clock is found among them).
+    pub regions: &'static [axolotl_sdk::config::Region],
+    /// Whether other PDs call it or it has children.
+    pub receives_calls: bool,
 }
 
 /// The [`Config`] of the PD whose generated module `pd` is in scope.
@@ -70,6 +76,8 @@ macro_rules! config {
             name: pd::NAME,
             parent: pd::PARENT,
             children: pd::CHILD_ENTRIES,
+            regions: pd::region::ALL,
+            receives_calls: pd::RECEIVES_CALLS,
         }
     };
 }
@@ -77,7 +85,19 @@ macro_rules! config {
 /// The platform for a PD on seL4.
 pub struct Sel4Os {
     children: &'static [ChildEntries],
+    parent: Option<Channel>,
+    /// Whether `keepalive` may poll the PD's notification: only where it is
+    /// the PD's whole input (a PD that is called waits on an endpoint,
+    /// where a poll could take a call it cannot answer in the middle of a
+    /// handler).
+    can_poll: bool,
+    /// Notifications `keepalive` took, for the handler once it returns.
+    pending: ChannelSet,
 }
+
+/// A PD's input capability (Microkit's slot 1): its notification, for a PD
+/// that no other PD calls and that has no children.
+const INPUT_NOTIFICATION: sel4::cap::Notification = sel4::cap::Notification::from_bits(1);
 
 fn channel(ch: Channel) -> sel4_microkit::Channel {
     sel4_microkit::Channel::new(ch.index() as usize)
@@ -164,6 +184,23 @@ impl Os for Sel4Os {
         }
     }
 
+    fn keepalive(&mut self) {
+        if !self.can_poll {
+            return;
+        }
+        let (_, badge) = INPUT_NOTIFICATION.poll();
+        if badge == 0 {
+            return;
+        }
+        // Microkit's badge: one bit per channel.
+        let mut set = ChannelSet::from_bits(badge);
+        if let Some(p) = self.parent.filter(|&p| set.contains(p)) {
+            set.remove(p);
+            self.notify(p);
+        }
+        self.pending = self.pending.union(set);
+    }
+
     fn inject_child(&mut self, child: Child, kind: InjectKind) -> Result<(), &'static str> {
         let e = self
             .entries(child)
@@ -239,8 +276,12 @@ pub fn adapt_with_console<H: axolotl_sdk::Handler>(
     ]);
     logger::init(cfg.name, console);
     sel4_microkit::panicking::set_hook(&panic_hook);
+    clock::attach(cfg.regions);
     let mut os = Sel4Os {
         children: cfg.children,
+        parent: cfg.parent,
+        can_poll: !cfg.receives_calls,
+        pending: ChannelSet::EMPTY,
     };
     let inner = init(&mut os);
     if let Some(p) = cfg.parent {
@@ -274,10 +315,12 @@ impl<H: axolotl_sdk::Handler> sel4_microkit::Handler for Adapter<H> {
             set.remove(p);
             self.os.notify(p);
         }
-        if set.is_empty() {
-            return Ok(());
+        while !set.is_empty() {
+            self.inner.notified(&mut self.os, set)?;
+            // What keepalive took while the handler ran.
+            set = core::mem::replace(&mut self.os.pending, ChannelSet::EMPTY);
         }
-        self.inner.notified(&mut self.os, set)
+        Ok(())
     }
 
     fn protected(

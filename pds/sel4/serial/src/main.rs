@@ -71,36 +71,24 @@ mod hw {
 mod hw {
     use super::*;
 
+    use axolotl_sel4::ioport::Ports;
+
     /// A 16550 UART behind I/O ports.
-    pub struct Com(axolotl_sdk::config::IoPorts);
+    pub struct Com(Ports);
 
     const LSR_DATA_READY: u8 = 1 << 0;
     const LSR_THR_EMPTY: u8 = 1 << 5;
 
     pub fn uart() -> Com {
-        Com(pd::ioport::UART)
+        Com(Ports::new(pd::ioport::UART))
     }
 
-    /// Microkit's capability slots for I/O ports start here.
-    const BASE_IOPORT_CAP: u64 = 394;
-
     impl Com {
-        fn cap(&self) -> u64 {
-            BASE_IOPORT_CAP + u64::from(self.0.id)
-        }
         fn inb(&self, reg: u64) -> u8 {
-            let port = self.0.base + reg;
-            let ret = sel4::with_ipc_buffer_mut(|ib| {
-                ib.inner_mut().seL4_X86_IOPort_In8(self.cap(), port as _)
-            });
-            ret.result as u8
+            self.0.in8(reg)
         }
         fn outb(&self, reg: u64, v: u8) {
-            let port = self.0.base + reg;
-            sel4::with_ipc_buffer_mut(|ib| {
-                ib.inner_mut()
-                    .seL4_X86_IOPort_Out8(self.cap(), port as _, v as _)
-            });
+            self.0.out8(reg, v)
         }
     }
 

@@ -2,6 +2,8 @@
 //! recovery benchmark.
 #![allow(dead_code)]
 
+pub mod net;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,16 @@
+//! The TCP PD on seL4: the same wiring as its Linux program
+//! (`pds/tcp/src/wire.rs`, compiled into both) under the seL4 runtime.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+#[path = "../../../tcp/src/wire.rs"]
+mod wire;
+
+axolotl_sdk::include_pd!();
+
+#[sel4_microkit::protection_domain(stack_size = 0x20000, heap_size = 0x400000)]
+fn init() -> impl sel4_microkit::Handler {
+    axolotl_sel4::adapt(axolotl_sel4::config!(), wire::component)
+}
