@@ -370,7 +370,7 @@ impl HttpApp {
                 }
             }
             Msg::Closed(h) => self.conns.retain(|c| c.handle != h),
-            other => log::warn!("TCP sent {other:?}, which an app does not take"),
+            other => log::warn!("TCP sent {}, which an app does not take", other.op_name()),
         }
     }
 

@@ -24,6 +24,9 @@
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+use axolotl_link::{RxLink, SendError, TxLink};
+use axolotl_sdk::Os;
+
 /// An IPv4 endpoint: address and port.
 pub type Endpoint = ([u8; 4], u16);
 
@@ -58,6 +61,28 @@ pub enum Msg<'a> {
     Bound(u16),
     /// Transport: a datagram that arrived on a bound port from a remote end.
     Datagram(u16, Endpoint, &'a [u8]),
+}
+
+impl Msg<'_> {
+    /// The operation's name, for logs (which must not carry payloads).
+    pub fn op_name(&self) -> &'static str {
+        match self {
+            Msg::Listen(_) => "listen",
+            Msg::Send(..) => "send",
+            Msg::Close(_) => "close",
+            Msg::Abort(_) => "abort",
+            Msg::Bind(_) => "bind",
+            Msg::SendTo(..) => "send-to",
+            Msg::Listening(_) => "listening",
+            Msg::Refused(_) => "refused",
+            Msg::Accepted(..) => "accepted",
+            Msg::Data(..) => "data",
+            Msg::PeerClosed(_) => "peer-closed",
+            Msg::Closed(_) => "closed",
+            Msg::Bound(_) => "bound",
+            Msg::Datagram(..) => "datagram",
+        }
+    }
 }
 
 /// Why a message was refused.
@@ -146,6 +171,57 @@ pub fn decode(meta: u32, payload: &[u8]) -> Result<Msg<'_>, Bad> {
         BOUND => port(payload).map(Msg::Bound),
         DATAGRAM => udp(payload).map(|(p, e)| Msg::Datagram(p, e, &payload[UDP_HEADER..])),
         op => Err(Bad::Op(op)),
+    }
+}
+
+/// The links between an app PD and a transport, as the transport holds
+/// them.
+pub struct AppLinks {
+    /// Events to the app.
+    pub to_app: TxLink,
+    /// Requests from the app.
+    pub from_app: RxLink,
+}
+
+impl AppLinks {
+    /// Tells a (re)started transport's app to look at its links: it sees
+    /// their peer restarted, and listens or binds again.
+    pub fn greet(&self, os: &mut dyn Os) {
+        os.notify(self.to_app.channel());
+    }
+
+    /// After a transport's round: notifies the app as its links ask, and
+    /// says whether work came from it meanwhile (then another round runs):
+    /// requests, when the transport takes more (`take_more`), or buffers
+    /// given back, when events wait for them (`waiting`) and none is free.
+    /// An app nobody waits for is not asked for buffers: asking it would
+    /// say "came back" for buffers only reclaimed when used, and a
+    /// transport of higher priority would spin on it.
+    pub fn after(&mut self, os: &mut dyn Os, take_more: bool, waiting: bool) -> bool {
+        if self.to_app.must_notify() {
+            os.notify(self.to_app.channel());
+        }
+        if self.from_app.must_notify() {
+            os.notify(self.from_app.channel());
+        }
+        let mut more = take_more && !self.from_app.request_packets();
+        if waiting && self.to_app.free_buffers() == 0 {
+            more |= !self.to_app.request_returns();
+        }
+        more
+    }
+}
+
+/// Bytes of the largest message [`send`] writes: a datagram of a whole
+/// Ethernet payload and its header.
+pub const MAX_MESSAGE: usize = 1500 + UDP_HEADER;
+
+/// Encodes `m` and sends it on `link`.
+pub fn send(link: &mut TxLink, m: &Msg<'_>) -> Result<(), SendError> {
+    let mut buf = [0u8; MAX_MESSAGE];
+    match encode(m, &mut buf) {
+        Some((meta, n)) => link.send(&buf[..n], meta),
+        None => Err(SendError::TooLong),
     }
 }
 

@@ -2,23 +2,16 @@
 //! socket interface (`axolotl-socket`) over a pair of links per app, and
 //! runs as the `Transport` of the generic transport PD.
 
-use crate::{ClientIo, Event, Handle, TcpService, MAX_EVENT_DATA};
+use crate::{ClientIo, Event, Handle, TcpService};
 use alloc::vec::Vec;
-use axolotl_link::{RxLink, TxLink};
 use axolotl_netqueue::component::Transport;
 use axolotl_sdk::Os;
-use axolotl_socket::{decode, encode, Msg};
+use axolotl_socket::{decode, Msg};
+
+pub use axolotl_socket::AppLinks;
 
 /// Messages taken from one app per round at most.
 const BATCH: usize = 64;
-
-/// The links to one app PD.
-pub struct AppLinks {
-    /// Events to the app.
-    pub to_app: TxLink,
-    /// Requests from the app.
-    pub from_app: RxLink,
-}
 
 struct App {
     links: AppLinks,
@@ -60,12 +53,9 @@ impl ClientIo for LinkIo<'_> {
     }
 }
 
-fn send(link: &mut TxLink, m: &Msg<'_>) {
-    let mut buf = [0u8; MAX_EVENT_DATA + 16];
-    if let Some((meta, n)) = encode(m, &mut buf) {
-        if link.send(&buf[..n], meta).is_err() {
-            log::warn!("link to an app is full: {m:?} lost");
-        }
+fn send(link: &mut axolotl_link::TxLink, m: &Msg<'_>) {
+    if axolotl_socket::send(link, m).is_err() {
+        log::warn!("link to an app is full: a {} message lost", m.op_name());
     }
 }
 
@@ -134,7 +124,7 @@ impl TcpWithApps {
                     Ok(Msg::Abort(h)) => self.svc.client_abort(k, h),
                     Ok(other) => {
                         app.bad += 1;
-                        log::warn!("app {k} sent {other:?}, which TCP does not take");
+                        log::warn!("app {k} sent {}, which TCP does not take", other.op_name());
                     }
                     Err(e) => {
                         app.bad += 1;
@@ -163,28 +153,14 @@ impl Transport for TcpWithApps {
     fn after(&mut self, os: &mut dyn Os) -> bool {
         if !core::mem::replace(&mut self.greeted, true) {
             for app in &self.apps {
-                os.notify(app.links.to_app.channel());
-            }
-        }
-        let mut more = false;
-        for app in &mut self.apps {
-            if app.links.to_app.must_notify() {
-                os.notify(app.links.to_app.channel());
-            }
-            if app.links.from_app.must_notify() {
-                os.notify(app.links.from_app.channel());
-            }
-            if app.held.is_none() && !app.links.from_app.request_packets() {
-                more = true;
+                app.links.greet(os);
             }
         }
         // Events wait for an app to give buffers back: hear of it.
-        if self.svc.clients_waiting() {
-            for app in &mut self.apps {
-                if !app.links.to_app.request_returns() {
-                    more = true;
-                }
-            }
+        let waiting = self.svc.clients_waiting();
+        let mut more = false;
+        for app in &mut self.apps {
+            more |= app.links.after(os, app.held.is_none(), waiting);
         }
         more
     }

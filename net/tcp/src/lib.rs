@@ -81,7 +81,7 @@ pub const MAX_EVENT_DATA: usize = 1024;
 /// Connections at once per port an app listens on.
 pub const CLIENT_SOCKETS: usize = 8;
 /// Bytes of buffer each way per app connection.
-pub const CLIENT_BUFFER: usize = 32 * 1024;
+pub const CLIENT_BUFFER: usize = 64 * 1024;
 /// Slots at most (handles carry 8 bits of slot).
 pub const MAX_SLOTS: usize = 256;
 

@@ -1,8 +1,9 @@
 //! The UDP service: smoltcp's UDP sockets (and its ICMP "port unreachable"
 //! for ports nobody bound) over IPv4 packets from and to the packet filter.
-//! As for TCP, the applications run inside the service for now: echo
-//! (port 7 in the demo) sends each datagram back to its sender, discard
-//! drops it.
+//! Ports are served by app PDs through the socket interface
+//! ([`component::UdpWithApps`]: bind, send to, datagrams), or by the
+//! service itself: echo sends each datagram back to its sender, discard
+//! drops it (for systems without an app PD, and for tests).
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
@@ -13,9 +14,11 @@ use alloc::vec::Vec;
 use axolotl_netqueue::{instant, Queues};
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::udp;
-use smoltcp::wire::Ipv4Address;
+use smoltcp::wire::{IpEndpoint, Ipv4Address};
 
 pub use axolotl_netqueue::MTU;
+
+pub mod component;
 
 /// Packets queued towards smoltcp before more are dropped.
 pub const INPUT_QUEUE: usize = 64;
@@ -29,6 +32,35 @@ pub enum App {
     Echo,
     /// Each datagram is dropped.
     Discard,
+    /// App PD number `n`, through the socket interface.
+    Client(u8),
+}
+
+/// An IPv4 endpoint: address and port.
+pub type Endpoint = ([u8; 4], u16);
+
+/// Where the datagrams of app PDs' ports go.
+pub trait DatagramIo {
+    /// Whether one more datagram for `client` fits now.
+    fn room(&mut self, client: u8) -> bool;
+    /// Delivers a datagram that came to `port` from `from` (called only
+    /// after `room` said yes).
+    fn datagram(&mut self, client: u8, port: u16, from: Endpoint, data: &[u8]);
+}
+
+/// No app PDs.
+pub struct NoClients;
+
+impl DatagramIo for NoClients {
+    fn room(&mut self, _: u8) -> bool {
+        false
+    }
+    fn datagram(&mut self, _: u8, _: u16, _: Endpoint, _: &[u8]) {}
+}
+
+fn endpoint(e: IpEndpoint) -> Endpoint {
+    let smoltcp::wire::IpAddress::Ipv4(a) = e.addr;
+    (a.octets(), e.port)
 }
 
 /// What the service counted.
@@ -67,29 +99,82 @@ impl UdpService {
     ) -> UdpService {
         let (iface, dev) =
             axolotl_netqueue::interface(addr, prefix_len, gateway, INPUT_QUEUE, now_ns);
-        let mut sockets = SocketSet::new(Vec::new());
-        let mut bound = Vec::new();
-        for &(port, app) in ports {
-            let buf = || {
-                udp::PacketBuffer::new(
-                    vec![udp::PacketMetadata::EMPTY; DATAGRAMS],
-                    vec![0u8; DATAGRAMS * MTU],
-                )
-            };
-            let mut s = udp::Socket::new(buf(), buf());
-            if let Err(e) = s.bind(port) {
-                log::warn!("cannot bind UDP port {port}: {e}");
-                continue;
-            }
-            bound.push((sockets.add(s), port, app));
-        }
-        UdpService {
+        let mut svc = UdpService {
             iface,
             dev,
-            sockets,
-            ports: bound,
+            sockets: SocketSet::new(Vec::new()),
+            ports: Vec::new(),
             stats: Stats::default(),
+        };
+        for &(port, app) in ports {
+            svc.bind(port, app);
         }
+        svc
+    }
+
+    /// Opens a socket on `port` for `app`; false if the port is taken.
+    fn bind(&mut self, port: u16, app: App) -> bool {
+        if self.ports.iter().any(|p| p.1 == port) {
+            return false;
+        }
+        let buf = || {
+            udp::PacketBuffer::new(
+                vec![udp::PacketMetadata::EMPTY; DATAGRAMS],
+                vec![0u8; DATAGRAMS * MTU],
+            )
+        };
+        let mut s = udp::Socket::new(buf(), buf());
+        if let Err(e) = s.bind(port) {
+            log::warn!("cannot bind UDP port {port}: {e}");
+            return false;
+        }
+        self.ports.push((self.sockets.add(s), port, app));
+        true
+    }
+
+    /// App PD `client` binds `port`: true if it is its own now (again).
+    pub fn client_bind(&mut self, client: u8, port: u16) -> bool {
+        match self.ports.iter().find(|p| p.1 == port) {
+            Some(p) => p.2 == App::Client(client),
+            None => self.bind(port, App::Client(client)),
+        }
+    }
+
+    /// App PD `client` restarted: its ports are free again.
+    pub fn client_reset(&mut self, client: u8) {
+        let sockets = &mut self.sockets;
+        self.ports.retain(|&(h, _, app)| {
+            let keep = app != App::Client(client);
+            if !keep {
+                sockets.remove(h);
+            }
+            keep
+        });
+    }
+
+    /// App PD `client` sends `data` from its `port` to `to`; false if the
+    /// port is not its own or the socket has no room (the datagram is
+    /// dropped, as UDP may).
+    pub fn client_send_to(&mut self, client: u8, port: u16, to: Endpoint, data: &[u8]) -> bool {
+        let Some(&(h, _, _)) = self
+            .ports
+            .iter()
+            .find(|p| p.1 == port && p.2 == App::Client(client))
+        else {
+            return false;
+        };
+        let to = IpEndpoint::new(Ipv4Address::from(to.0).into(), to.1);
+        self.sockets
+            .get_mut::<udp::Socket>(h)
+            .send_slice(data, to)
+            .is_ok()
+    }
+
+    /// Whether datagrams wait for an app PD that had no room for them.
+    pub fn clients_waiting(&mut self) -> bool {
+        self.ports.iter().any(|&(h, _, app)| {
+            matches!(app, App::Client(_)) && self.sockets.get::<udp::Socket>(h).can_recv()
+        })
     }
 
     /// What was counted.
@@ -113,23 +198,41 @@ impl UdpService {
         self.dev.push(packet);
     }
 
-    /// Runs UDP and the apps at `now_ns`; every packet to send goes to `out`.
+    /// Runs UDP and the built-in apps at `now_ns`; every packet to send
+    /// goes to `out`.
     pub fn poll(&mut self, now_ns: u64, out: &mut dyn FnMut(&[u8])) {
+        self.poll_with(now_ns, out, &mut NoClients)
+    }
+
+    /// Runs UDP and the apps at `now_ns`, datagrams for app PDs going to
+    /// `io`; every packet to send goes to `out`.
+    pub fn poll_with(&mut self, now_ns: u64, out: &mut dyn FnMut(&[u8]), io: &mut dyn DatagramIo) {
         let now = instant(now_ns);
         for _ in 0..256 {
             self.iface.poll(now, &mut self.dev, &mut self.sockets);
             let mut moved = false;
-            for &(h, _, app) in &self.ports {
+            for &(h, port, app) in &self.ports {
                 let s = self.sockets.get_mut::<udp::Socket>(h);
                 let mut buf = [0u8; MTU];
                 while s.can_recv() {
+                    if let App::Client(k) = app {
+                        if !io.room(k) {
+                            break;
+                        }
+                    }
                     let Ok((n, meta)) = s.recv_slice(&mut buf) else {
                         break;
                     };
                     self.stats.datagrams += 1;
                     moved = true;
-                    if app == App::Echo && s.send_slice(&buf[..n], meta.endpoint).is_err() {
-                        self.stats.echo_dropped += 1;
+                    match app {
+                        App::Echo => {
+                            if s.send_slice(&buf[..n], meta.endpoint).is_err() {
+                                self.stats.echo_dropped += 1;
+                            }
+                        }
+                        App::Discard => {}
+                        App::Client(k) => io.datagram(k, port, endpoint(meta.endpoint), &buf[..n]),
                     }
                 }
             }

@@ -90,3 +90,91 @@ fn floods_and_garbage_are_bounded() {
     assert_eq!(svc.stats().dropped_in, 12);
     assert!(n <= INPUT_QUEUE);
 }
+
+/// An app PD's side of the service, recording what it was given.
+#[derive(Default)]
+struct Client {
+    room: usize,
+    got: Vec<(u8, u16, Endpoint, Vec<u8>)>,
+}
+
+impl DatagramIo for Client {
+    fn room(&mut self, _: u8) -> bool {
+        self.got.len() < self.room
+    }
+    fn datagram(&mut self, client: u8, port: u16, from: Endpoint, data: &[u8]) {
+        self.got.push((client, port, from, data.to_vec()));
+    }
+}
+
+#[test]
+fn apps_bind_ports_receive_datagrams_and_send_them() {
+    let mut svc = service();
+    assert!(svc.client_bind(0, 5000));
+    assert!(
+        svc.client_bind(0, 5000),
+        "binding its own port again is fine"
+    );
+    assert!(!svc.client_bind(1, 5000), "another app's port is taken");
+    assert!(!svc.client_bind(1, 7), "a built-in service's port is taken");
+    svc.input(&datagram(5000, b"to the app"));
+    let mut io = Client {
+        room: 8,
+        ..Client::default()
+    };
+    let mut out = Vec::new();
+    svc.poll_with(1_000, &mut |p| out.push(p.to_vec()), &mut io);
+    assert_eq!(
+        io.got,
+        [(0, 5000, (PEER.octets(), 5555), b"to the app".to_vec())]
+    );
+    assert!(out.is_empty());
+
+    // The app answers from its port; not from one that is not its own.
+    assert!(svc.client_send_to(0, 5000, (PEER.octets(), 5555), b"back"));
+    assert!(!svc.client_send_to(1, 5000, (PEER.octets(), 5555), b"not yours"));
+    assert!(!svc.client_send_to(0, 7, (PEER.octets(), 5555), b"not yours"));
+    svc.poll_with(2_000, &mut |p| out.push(p.to_vec()), &mut io);
+    assert_eq!(out.len(), 1);
+    let ip = Ipv4Packet::new_checked(&out[0][..]).unwrap();
+    let u = UdpPacket::new_checked(ip.payload()).unwrap();
+    assert_eq!(
+        (u.src_port(), u.dst_port(), u.payload()),
+        (5000, 5555, &b"back"[..])
+    );
+}
+
+#[test]
+fn datagrams_wait_while_the_app_has_no_room() {
+    let mut svc = service();
+    assert!(svc.client_bind(2, 6000));
+    for i in 0..3u8 {
+        svc.input(&datagram(6000, &[i]));
+    }
+    let mut io = Client::default();
+    svc.poll_with(1_000, &mut |_| {}, &mut io);
+    assert!(io.got.is_empty());
+    assert!(svc.clients_waiting());
+    io.room = 3;
+    svc.poll_with(2_000, &mut |_| {}, &mut io);
+    let data: Vec<u8> = io.got.iter().map(|g| g.3[0]).collect();
+    assert_eq!(data, [0, 1, 2], "none lost, in order");
+    assert!(!svc.clients_waiting());
+}
+
+#[test]
+fn a_restarted_app_loses_its_ports() {
+    let mut svc = service();
+    assert!(svc.client_bind(0, 5000));
+    svc.client_reset(0);
+    assert!(svc.client_bind(1, 5000), "the port is free again");
+    assert!(!svc.client_send_to(0, 5000, (PEER.octets(), 5555), b"x"));
+    // A closed port answers port unreachable again once nobody has it.
+    svc.client_reset(1);
+    let mut out = Vec::new();
+    svc.input(&datagram(5000, b"anyone?"));
+    svc.poll(3_000, &mut |p| out.push(p.to_vec()));
+    assert_eq!(out.len(), 1);
+    let ip = Ipv4Packet::new_checked(&out[0][..]).unwrap();
+    assert!(Icmpv4Packet::new_checked(ip.payload()).is_ok());
+}

@@ -1,5 +1,7 @@
 //! The UDP PD on the Linux host: generated wiring plus `axolotl-udp`.
 
+extern crate alloc;
+
 mod wire;
 
 axolotl_sdk::include_pd!();

@@ -5,13 +5,15 @@
 use axolotl_monitor::query::Reported;
 use axolotl_netqueue::component::TransportPd;
 use axolotl_sdk::{Handler, Os};
+use axolotl_socket::AppLinks;
 use axolotl_timer::client::Wakeup;
-use axolotl_udp::{App, UdpService};
+use axolotl_udp::component::UdpWithApps;
+use axolotl_udp::UdpService;
 
 use crate::pd;
 
-/// The UDP PD: smoltcp's UDP with echo (7) and discard (9), reporting its
-/// counters.
+/// The UDP PD: smoltcp's UDP serving its app PDs (echo and discard, which
+/// bind their ports), reporting its counters.
 pub fn component(os: &mut dyn Os) -> impl Handler {
     let (Some(net), Some(timer)) = (pd::NET, pd::TIMER) else {
         panic!("system.xml must give the UDP PD <axolotl:net> and a channel to the timer");
@@ -21,18 +23,23 @@ pub fn component(os: &mut dyn Os) -> impl Handler {
         net.addr.into(),
         net.prefix_len,
         net.gateway.map(Into::into),
-        &[(7, App::Echo), (9, App::Discard)],
+        &[],
         now,
     );
     // SAFETY: the runtime mapped every region of this PD before init, for
     // the life of the PD; each link is attached once.
-    let (from, to) = unsafe {
+    let (from, to, echo) = unsafe {
         (
             axolotl_link::receiver(&pd::link::UDP_IN),
             axolotl_link::sender(&pd::link::UDP_OUT),
+            AppLinks {
+                to_app: axolotl_link::sender(&pd::link::ECHO_UDP_EV),
+                from_app: axolotl_link::receiver(&pd::link::ECHO_UDP_REQ),
+            },
         )
     };
-    log::info!("UDP serving ports 7 (echo) and 9 (discard)");
+    log::info!("UDP up; its apps bind their ports");
+    let svc = UdpWithApps::new(svc, alloc::vec![echo]);
     let handler = TransportPd::new(os, svc, from, to, Wakeup::new(timer));
     // Ring counters go to the monitor, for the status page.
     Reported::new(handler, pd::PARENT)

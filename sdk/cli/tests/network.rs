@@ -51,7 +51,7 @@ fn echo_discard_udp_and_the_status_page_through_the_split_stack() {
     assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
     assert!(page.contains("Content-Type: text/html"), "{page}");
     for pd in [
-        "guardian", "timer", "store", "nic", "ip", "filter", "tcp", "udp", "http",
+        "guardian", "timer", "store", "nic", "ip", "filter", "tcp", "udp", "http", "echo",
     ] {
         assert!(
             page.contains(&format!("<tr><td>{pd}</td><td>running</td>")),
@@ -173,4 +173,37 @@ fn a_restarted_tcp_resets_its_connections_and_serves_new_ones() {
         page.contains("<tr><td>tcp</td><td>running</td><td>1</td>"),
         "{page}"
     );
+}
+
+#[test]
+fn a_restarted_echo_app_resets_its_connections_and_serves_new_ones() {
+    let (sys, p) = start("net-echo-restart");
+    assert_udp_echoed(p.udp, 3);
+    let port = p.echo;
+    let transfer = std::thread::spawn(move || echo(port, 64 << 20, 8));
+    std::thread::sleep(Duration::from_millis(200));
+    sys.inject("echo", "segv");
+    sys.wait_restarted("echo", 1);
+    // The app's connections belonged to its earlier life: TCP resets them.
+    // The transfer ends in an error or short, never with wrong bytes.
+    if let Ok(got) = transfer.join().unwrap() {
+        assert!(
+            got[..] == pattern(8, 64 << 20)[..got.len()],
+            "bytes changed"
+        );
+    }
+    // The new app listens and binds again: TCP and UDP echo work.
+    let start = Instant::now();
+    while echo(p.echo, 1 << 20, 9).ok() != Some(pattern(9, 1 << 20)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "TCP echo does not work after the echo app restarted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_udp_echoed(p.udp, 5);
+    let pds = status_json(p.http);
+    let st = pds.iter().find(|p| p["name"] == "echo").unwrap();
+    assert_eq!(st["restarts"].as_u64(), Some(1), "{st}");
+    assert_eq!(st["state"], "running", "{st}");
 }

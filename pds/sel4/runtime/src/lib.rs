@@ -280,10 +280,13 @@ pub fn adapt_with_console<H: axolotl_sdk::Handler>(
     let mut os = Sel4Os {
         children: cfg.children,
         parent: cfg.parent,
-        can_poll: !cfg.receives_calls,
+        // Not during init: what a poll took there would wait for the
+        // next notification to be handed on.
+        can_poll: false,
         pending: ChannelSet::EMPTY,
     };
     let inner = init(&mut os);
+    os.can_poll = !cfg.receives_calls;
     if let Some(p) = cfg.parent {
         os.notify(p);
     }

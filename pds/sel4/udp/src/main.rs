@@ -3,6 +3,8 @@
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 #[path = "../../../udp/src/wire.rs"]
 mod wire;
 

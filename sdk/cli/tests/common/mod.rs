@@ -23,7 +23,7 @@ pub fn pd_dir() -> PathBuf {
     let dir = axolotl().parent().unwrap().to_path_buf();
     for pd in [
         "guardian", "timer", "store", "producer", "consumer", "nic", "ip", "filter", "tcp", "udp",
-        "http",
+        "http", "echo",
     ] {
         assert!(
             dir.join(pd).is_file(),

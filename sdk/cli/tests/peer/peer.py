@@ -153,8 +153,8 @@ report("transfer-during-hostile-input", transfer_ok == [True])
 report("ping-after", ping() >= 2)
 report("tcp-echo-after", echo(1 << 20, 4))
 pds = http()
-net = [p for p in pds if p["name"] in ("nic", "ip", "filter", "tcp", "udp", "http")]
-report("no-network-pd-restarted", len(net) == 6 and all(p["restarts"] == 0 and p["state"] == "running" for p in net),
+net = [p for p in pds if p["name"] in ("nic", "ip", "filter", "tcp", "udp", "http", "echo")]
+report("no-network-pd-restarted", len(net) == 7 and all(p["restarts"] == 0 and p["state"] == "running" for p in net),
        " ".join("%s=%s/%d" % (p["name"], p["state"], p["restarts"]) for p in net))
 ip_pd = [p for p in pds if p["name"] == "ip"][0]
 report("malformed-counted", (ip_pd["counters"] or {}).get("bad", 0) > 0, json.dumps(ip_pd["counters"]))
