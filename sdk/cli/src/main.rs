@@ -214,14 +214,19 @@ fn read_system(file: &Path) -> Result<(String, String), String> {
     Ok((path.display().to_string(), text))
 }
 
+/// A system description's errors, one per line, and their count (for the
+/// board, if one).
+fn errors(name: &str, diags: &[axolotl_sysdesc::Diagnostic], board: Option<&str>) -> String {
+    let mut s: Vec<String> = diags.iter().map(ToString::to_string).collect();
+    let board = board.map(|b| format!(" for {b}")).unwrap_or_default();
+    s.push(format!("{name}: {} error(s){board}", diags.len()));
+    s.join("\n")
+}
+
 /// The system, its fingerprint and the path it was read from.
 fn parse_with_fingerprint(file: &Path) -> Result<(axolotl_sysdesc::System, u64, PathBuf), String> {
     let (name, text) = read_system(file)?;
-    let system = axolotl_sysdesc::parse(&name, &text).map_err(|diags| {
-        let mut s: Vec<String> = diags.iter().map(ToString::to_string).collect();
-        s.push(format!("{name}: {} error(s)", diags.len()));
-        s.join("\n")
-    })?;
+    let system = axolotl_sysdesc::parse(&name, &text).map_err(|d| errors(&name, &d, None))?;
     Ok((
         system,
         axolotl_sysdesc::fingerprint(&text),
@@ -351,11 +356,8 @@ fn boot(
 ) -> Result<(), String> {
     let (file, board, config) = (&target.file, target.board.as_str(), target.config.as_str());
     let (name, text) = read_system(file)?;
-    let system = axolotl_sysdesc::parse_for(&name, &text, board).map_err(|diags| {
-        let mut s: Vec<String> = diags.iter().map(ToString::to_string).collect();
-        s.push(format!("{name}: {} error(s) for {board}", diags.len()));
-        s.join("\n")
-    })?;
+    let system = axolotl_sysdesc::parse_for(&name, &text, board)
+        .map_err(|d| errors(&name, &d, Some(board)))?;
     let extra = net::qemu_args(&system, board, net)?;
     let img = if no_build {
         let img = image::out_dir(board, config).join("loader.img");

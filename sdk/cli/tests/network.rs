@@ -24,13 +24,7 @@ fn start(name: &str) -> (Running, Ports) {
 fn echo_discard_udp_and_the_status_page_through_the_split_stack() {
     let (sys, p) = start("net-basic");
     let out = sys.stdout();
-    for (proto, port, to) in [
-        ("tcp", p.echo, 7),
-        ("udp", p.udp, 7),
-        ("tcp", p.discard, 9),
-        ("tcp", p.http, 80),
-    ] {
-        let line = format!("axolotl: forwarding {proto} 127.0.0.1:{port} to 10.0.2.15:{to}");
+    for line in p.forward_lines() {
         assert!(out.contains(&line), "no '{line}' in:\n{out}");
     }
 

@@ -250,14 +250,7 @@ fn boot_and_recover(board: &'static str) {
     for p in &status {
         assert_eq!(p["state"], "running", "{board}: {p}");
     }
-    let p = &q.ports;
-    for (proto, port, to) in [
-        ("tcp", p.echo, 7),
-        ("udp", p.udp, 7),
-        ("tcp", p.discard, 9),
-        ("tcp", p.http, 80),
-    ] {
-        let line = format!("axolotl: forwarding {proto} 127.0.0.1:{port} to 10.0.2.15:{to}");
+    for line in q.ports.forward_lines() {
         assert!(
             console.contains(&line),
             "{board}: no '{line}' in:\n{console}"

@@ -89,6 +89,22 @@ impl Ports {
         }
     }
 
+    /// The lines `axolotl run` and `axolotl qemu` print for these
+    /// forwards, to the system at 10.0.2.15.
+    pub fn forward_lines(&self) -> Vec<String> {
+        [
+            ("tcp", self.echo, 7),
+            ("udp", self.udp, 7),
+            ("tcp", self.discard, 9),
+            ("tcp", self.http, 80),
+        ]
+        .iter()
+        .map(|(proto, port, to)| {
+            format!("axolotl: forwarding {proto} 127.0.0.1:{port} to 10.0.2.15:{to}")
+        })
+        .collect()
+    }
+
     /// `--forward` arguments that forward these ports to echo (TCP and
     /// UDP 7), discard (9) and the status page (80).
     pub fn forward_args(&self) -> Vec<String> {
