@@ -126,7 +126,7 @@ fn faults_in_the_network_pds_do_not_corrupt_or_lose_a_transfer() {
     let pds = status_json(p.http);
     for (pd, n) in restarts {
         let st = pds.iter().find(|p| p["name"] == pd).unwrap();
-        assert_eq!(st["restarts"].as_u64(), Some(n), "{st}");
+        assert_eq!(st["restarts"].as_u64(), Some(n), "{st}\n{}", sys.log());
         assert_eq!(st["state"], "running", "{st}");
     }
 }

@@ -159,6 +159,7 @@ impl Os for HostOs {
         // While waiting, keep answering the parent's heartbeats: this PD's
         // code is not stuck, it waits for a neighbour (which has its own
         // heartbeat, if it is the one that hangs).
+        let calls_parent = self.chan(channel).is_some_and(|c| c.spec.parent);
         let parent = self
             .chans
             .iter()
@@ -199,6 +200,13 @@ impl Os for HostOs {
                             error_code::PEER_RESTARTED => CallError::PeerRestarted,
                             _ => CallError::PeerStopped,
                         })
+                    }
+                    // The parent's notification is its heartbeat, whether
+                    // or not it is the one called: a busy parent that
+                    // answers late must not find this PD silent.
+                    Some(Packet::Notify) if calls_parent => {
+                        self.page.heartbeats.fetch_add(1, Ordering::Relaxed);
+                        self.notify(channel);
                     }
                     Some(Packet::Notify) => self.pending.insert(channel),
                     // Stale answers to calls of an earlier incarnation.

@@ -590,9 +590,20 @@ impl Supervisor {
                     addr: 0,
                     pc: 0,
                 };
+                // Where it is, for whoever debugs the hang: the kernel's
+                // view of its thread (state, and the system call it is in).
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let state = stat
+                    .rsplit(") ")
+                    .next()
+                    .and_then(|r| r.split(' ').next())
+                    .unwrap_or("?");
+                let syscall =
+                    std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
                 log::error!(
-                    "{} (pid {pid}) is hung: its parent {parent_name} stops it",
-                    p.name
+                    "{} (pid {pid}) is hung: its parent {parent_name} stops it (state {state}, syscall {})",
+                    p.name,
+                    syscall.split(' ').next().unwrap_or("?").trim()
                 );
                 p.last_fault = Some((info, None, now));
                 p.fault_at = Some(now);
