@@ -33,6 +33,11 @@ pub trait NicHw {
     fn transmit(&mut self, frame: &[u8]) -> bool;
     /// Acknowledges the device's interrupt after draining it.
     fn ack(&mut self) {}
+    /// What the device reported that made no sense (bad lengths, unknown
+    /// descriptors), counted on the status page with the driver's own.
+    fn bad(&self) -> u64 {
+        0
+    }
 }
 
 /// What the driver counted.
@@ -172,7 +177,10 @@ impl<H: NicHw> axolotl_monitor::query::HasCounters for NicDriver<H> {
             packets_in: self.stats.rx_frames,
             packets_out: self.stats.tx_frames,
             dropped: self.stats.tx_dropped,
-            bad: self.stats.rx_runts + self.tx.bad_descriptors() + self.rx.bad_returns(),
+            bad: self.stats.rx_runts
+                + self.hw.bad()
+                + self.tx.bad_descriptors()
+                + self.rx.bad_returns(),
         }
     }
 }

@@ -206,4 +206,8 @@ impl<T: Transport> NicHw for VirtioNic<T> {
     fn ack(&mut self) {
         self.net.ack_interrupt();
     }
+
+    fn bad(&self) -> u64 {
+        self.stats.rx_bad + self.stats.bad_tokens
+    }
 }
