@@ -15,7 +15,7 @@ pub mod dma;
 mod nic;
 pub mod pci;
 
-pub use nic::{InitError, Stats, VirtioNic, BUF, QUEUE};
+pub use nic::{InitError, VirtioNic, BUF, QUEUE};
 pub use virtio_drivers::transport::mmio::{MmioTransport, VirtIOHeader};
 pub use virtio_drivers::transport::pci::bus::{ConfigurationAccess, DeviceFunction, PciRoot};
 pub use virtio_drivers::transport::{DeviceType, Transport};

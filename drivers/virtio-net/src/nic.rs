@@ -30,12 +30,12 @@ pub enum InitError {
 
 /// What the device side counted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
+struct Stats {
     /// Frames the device gave that did not fit the caller's buffer or
     /// came with a length the buffer cannot hold.
-    pub rx_bad: u64,
+    rx_bad: u64,
     /// Completions naming a descriptor that is not one of ours.
-    pub bad_tokens: u64,
+    bad_tokens: u64,
 }
 
 /// A virtio-net device over transport `T`.
@@ -80,11 +80,6 @@ impl<T: Transport> VirtioNic<T> {
     /// The device's own Ethernet address.
     pub fn mac(&self) -> [u8; 6] {
         self.net.mac_address()
-    }
-
-    /// What was counted.
-    pub fn stats(&self) -> Stats {
-        self.stats
     }
 
     fn post_rx(&mut self, slot: u16) -> Result<(), virtio_drivers::Error> {

@@ -28,6 +28,11 @@ pub trait Transport {
         let _ = os;
         false
     }
+    /// Messages from app PDs refused as malformed, and app requests
+    /// dropped (counted on the status page with the PD's own).
+    fn app_errors(&self) -> (u64, u64) {
+        (0, 0)
+    }
 }
 
 /// The transport PD's handler.
@@ -165,8 +170,10 @@ impl<T: Transport> axolotl_monitor::query::HasCounters for TransportPd<T> {
         axolotl_monitor::query::Counters {
             packets_in: self.packets_in,
             packets_out: self.packets_out,
-            dropped: self.dropped,
-            bad: self.from_filter.bad_descriptors() + self.to_filter.bad_returns(),
+            dropped: self.dropped + self.service.app_errors().1,
+            bad: self.from_filter.bad_descriptors()
+                + self.to_filter.bad_returns()
+                + self.service.app_errors().0,
         }
     }
 }

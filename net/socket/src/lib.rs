@@ -212,6 +212,26 @@ impl AppLinks {
     }
 }
 
+/// After a transport's round, for every app `(links, take_more)`: on the
+/// transport's first round greets the app (`greeted` remembers), then
+/// [`AppLinks::after`]; whether work came from any of them.
+pub fn after_round<'a>(
+    os: &mut dyn Os,
+    greeted: &mut bool,
+    apps: impl Iterator<Item = (&'a mut AppLinks, bool)>,
+    waiting: bool,
+) -> bool {
+    let greet = !core::mem::replace(greeted, true);
+    let mut more = false;
+    for (links, take_more) in apps {
+        if greet {
+            links.greet(os);
+        }
+        more |= links.after(os, take_more, waiting);
+    }
+    more
+}
+
 /// Bytes of the largest message [`send`] writes: a datagram of a whole
 /// Ethernet payload and its header.
 pub const MAX_MESSAGE: usize = 1500 + UDP_HEADER;

@@ -151,17 +151,16 @@ impl Transport for TcpWithApps {
     }
 
     fn after(&mut self, os: &mut dyn Os) -> bool {
-        if !core::mem::replace(&mut self.greeted, true) {
-            for app in &self.apps {
-                app.links.greet(os);
-            }
-        }
         // Events wait for an app to give buffers back: hear of it.
         let waiting = self.svc.clients_waiting();
-        let mut more = false;
-        for app in &mut self.apps {
-            more |= app.links.after(os, app.held.is_none(), waiting);
-        }
-        more
+        let apps = self
+            .apps
+            .iter_mut()
+            .map(|a| (&mut a.links, a.held.is_none()));
+        axolotl_socket::after_round(os, &mut self.greeted, apps, waiting)
+    }
+
+    fn app_errors(&self) -> (u64, u64) {
+        (self.apps.iter().map(|a| a.bad).sum(), 0)
     }
 }

@@ -66,19 +66,6 @@ impl UdpWithApps {
         }
     }
 
-    /// The service.
-    pub fn service(&self) -> &UdpService {
-        &self.svc
-    }
-
-    /// Messages from apps refused as malformed, and datagrams from apps
-    /// dropped.
-    pub fn app_errors(&self) -> (u64, u64) {
-        self.apps
-            .iter()
-            .fold((0, 0), |(b, d), a| (b + a.bad, d + a.dropped))
-    }
-
     /// Takes what the apps asked for.
     fn take_app_requests(&mut self) {
         let mut buf = [0u8; axolotl_socket::MAX_MESSAGE];
@@ -147,17 +134,15 @@ impl Transport for UdpWithApps {
     }
 
     fn after(&mut self, os: &mut dyn Os) -> bool {
-        if !core::mem::replace(&mut self.greeted, true) {
-            for app in &self.apps {
-                app.links.greet(os);
-            }
-        }
         // Datagrams wait for an app to give buffers back: hear of it.
         let waiting = self.svc.clients_waiting();
-        let mut more = false;
-        for app in &mut self.apps {
-            more |= app.links.after(os, true, waiting);
-        }
-        more
+        let apps = self.apps.iter_mut().map(|a| (&mut a.links, true));
+        axolotl_socket::after_round(os, &mut self.greeted, apps, waiting)
+    }
+
+    fn app_errors(&self) -> (u64, u64) {
+        self.apps
+            .iter()
+            .fold((0, 0), |(b, d), a| (b + a.bad, d + a.dropped))
     }
 }
