@@ -1,6 +1,9 @@
 use super::*;
+use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::time::Instant;
-use smoltcp::wire::IpAddress;
+use smoltcp::wire::{
+    IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+};
 
 const US: Ipv4Address = Ipv4Address::new(10, 0, 2, 15);
 const PEER: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
@@ -218,4 +221,165 @@ fn garbage_in_is_dropped_without_harm() {
     svc.poll(0, &mut |p| out.push(p.to_vec()));
     assert!(out.is_empty());
     assert_eq!(svc.stats().dropped_in, 1);
+}
+
+/// A peer that writes its own segments, to send what a well-behaved stack
+/// never would.
+struct RawPeer {
+    from: Ipv4Address,
+    seq: u32,
+    ack: u32,
+    /// The right edge of the window the service last advertised.
+    right_edge: u32,
+}
+
+impl RawPeer {
+    fn segment(&self, control: TcpControl, ack: bool, payload: &[u8], seq: u32) -> Vec<u8> {
+        let tcp = TcpRepr {
+            src_port: 40100,
+            dst_port: 9,
+            control,
+            seq_number: TcpSeqNumber(seq as i32),
+            ack_number: ack.then_some(TcpSeqNumber(self.ack as i32)),
+            window_len: 65535,
+            window_scale: None,
+            // A large MSS: the service then acknowledges only every 64 KiB,
+            // so it keeps taking segments with no ACK in between.
+            max_seg_size: (control == TcpControl::Syn).then_some(65535),
+            sack_permitted: false,
+            sack_ranges: [None; 3],
+            timestamp: None,
+            payload,
+        };
+        let ip = Ipv4Repr {
+            src_addr: self.from,
+            dst_addr: US,
+            next_header: IpProtocol::Tcp,
+            payload_len: tcp.buffer_len(),
+            hop_limit: 64,
+        };
+        let mut buf = vec![0u8; ip.buffer_len() + tcp.buffer_len()];
+        let caps = ChecksumCapabilities::default();
+        ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]), &caps);
+        tcp.emit(
+            &mut TcpPacket::new_unchecked(&mut buf[ip.buffer_len()..]),
+            &IpAddress::from(self.from),
+            &IpAddress::from(US),
+            &caps,
+        );
+        buf
+    }
+
+    /// Reads what the service sent: its sequence number, and the window
+    /// it advertised.
+    fn hear(&mut self, packets: &[Vec<u8>]) {
+        for p in packets {
+            let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
+            let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+            if tcp.syn() {
+                self.ack = tcp.seq_number().0 as u32 + 1;
+            }
+            if tcp.ack() {
+                self.right_edge =
+                    (tcp.ack_number().0 as u32).wrapping_add(u32::from(tcp.window_len()));
+            }
+        }
+    }
+}
+
+fn poll_collect(svc: &mut TcpService, now_ms: u64) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    svc.poll(now_ms * 1_000_000, &mut |p| out.push(p.to_vec()));
+    out
+}
+
+/// smoltcp issue 1048: a peer that sends past the right edge of the
+/// window last advertised, into room the app has freed since and before
+/// any window update, made smoltcp 0.12 panic with "attempt to subtract
+/// sequence numbers with underflow" (`last_scaled_window`). It killed the
+/// host gateway, and a remote peer could kill the TCP PD the same way.
+/// smoltcp 0.13.1 and later reject the bytes outside the window.
+#[test]
+fn bytes_past_the_advertised_window_are_refused_without_a_panic() {
+    // A small buffer: smoltcp sends no window update while more than half
+    // of the window is still open, so a segment bigger than that half
+    // reaches past the edge into room the app has freed.
+    let mut svc = TcpService::new(
+        US,
+        24,
+        None,
+        &[Listen {
+            port: 9,
+            app: App::Discard,
+            sockets: 1,
+            buffer: 2048,
+        }],
+        0,
+    );
+    let mut peer = RawPeer {
+        from: PEER,
+        seq: 1000,
+        ack: 0,
+        right_edge: 0,
+    };
+    svc.input(&peer.segment(TcpControl::Syn, false, &[], peer.seq));
+    peer.hear(&poll_collect(&mut svc, 0));
+    peer.seq += 1;
+    assert_ne!(peer.ack, 0, "no SYN-ACK from the service");
+    svc.input(&peer.segment(TcpControl::None, true, &[], peer.seq));
+    peer.hear(&poll_collect(&mut svc, 0));
+    let start = peer.seq;
+    // Segments one at a time, each polled (discard empties the buffer at
+    // once), on past the edge; the clock stands still, so no delayed ACK
+    // falls due.
+    for (i, len) in [1000usize, 1400, 1400, 1400].into_iter().enumerate() {
+        let edge = peer.right_edge;
+        let taken_before = svc.stats().bytes_in as u32;
+        let seg = pattern(len, i as u8);
+        svc.input(&peer.segment(TcpControl::Psh, true, &seg, peer.seq));
+        peer.hear(&poll_collect(&mut svc, 0));
+        let taken = svc.stats().bytes_in as u32;
+        // Never a byte past the edge advertised when the segment was sent.
+        assert!(
+            start.wrapping_add(taken) <= edge,
+            "segment {i}: {taken} bytes taken, the advertised window ended at {}",
+            edge.wrapping_sub(start)
+        );
+        peer.seq = start.wrapping_add(taken);
+        if taken == taken_before {
+            break;
+        }
+    }
+    // The service still works: it takes what fits once time moves on.
+    let before = svc.stats().bytes_in;
+    for t in 1..200u64 {
+        peer.hear(&poll_collect(&mut svc, t));
+        if peer.right_edge.wrapping_sub(peer.seq) >= 500 {
+            let seg = pattern(500, 99);
+            svc.input(&peer.segment(TcpControl::Psh, true, &seg, peer.seq));
+            peer.seq += 500;
+        }
+    }
+    assert!(svc.stats().bytes_in > before, "the connection stalled");
+}
+
+/// Fixed in smoltcp 0.13.1 as well: a SYN from the unspecified address to a
+/// listening socket. It must draw no answer and leave the port listening.
+#[test]
+fn a_syn_from_the_unspecified_address_is_ignored() {
+    let mut svc = service();
+    let mut peer = RawPeer {
+        from: Ipv4Address::UNSPECIFIED,
+        seq: 5000,
+        ack: 0,
+        right_edge: 0,
+    };
+    svc.input(&peer.segment(TcpControl::Syn, false, &[], peer.seq));
+    assert!(poll_collect(&mut svc, 0).is_empty());
+    assert_eq!(svc.stats().accepted, 0);
+    // The port still serves a real peer.
+    peer.from = PEER;
+    svc.input(&peer.segment(TcpControl::Syn, false, &[], peer.seq));
+    peer.hear(&poll_collect(&mut svc, 1));
+    assert_ne!(peer.ack, 0, "no SYN-ACK for a real peer after the bad SYN");
 }
