@@ -38,6 +38,11 @@ pub trait NicHw {
     fn bad(&self) -> u64 {
         0
     }
+    /// Times the device went away and came back (on the host: the
+    /// gateway restarted), shown on the status page.
+    fn resets(&self) -> u64 {
+        0
+    }
 }
 
 /// What the driver counted.
@@ -181,6 +186,7 @@ impl<H: NicHw> axolotl_monitor::query::HasCounters for NicDriver<H> {
                 + self.hw.bad()
                 + self.tx.bad_descriptors()
                 + self.rx.bad_returns(),
+            device_resets: self.hw.resets(),
         }
     }
 }

@@ -353,6 +353,7 @@ impl HasCounters for EchoApp {
                 + self.udp.from.bad_descriptors()
                 + self.tcp.to.bad_returns()
                 + self.udp.to.bad_returns(),
+            ..Default::default()
         }
     }
 }

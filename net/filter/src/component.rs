@@ -206,6 +206,7 @@ impl axolotl_monitor::query::HasCounters for FilterPd {
                 + l.from_ip.bad_descriptors()
                 + l.from_tcp.bad_descriptors()
                 + l.from_udp.bad_descriptors(),
+            ..Default::default()
         }
     }
 }

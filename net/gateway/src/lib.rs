@@ -13,6 +13,7 @@
 //! No privileges and no system packages are needed: everything is a
 //! socket of the user's.
 
+use axolotl_host::service::Service;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{Device, DeviceCapabilities, Medium, RxToken, TxToken};
 use smoltcp::socket::{tcp, udp};
@@ -226,8 +227,12 @@ enum Listener {
     Udp(UdpSocket, u16),
 }
 
-/// A running gateway: call [`Gateway::run`] on a thread of its own.
+/// A running gateway: call [`Gateway::step`] on a thread of its own.
 pub struct Gateway {
+    /// The gateway's Ethernet address and address on the link, to build
+    /// its interface anew after a fault.
+    mac: [u8; 6],
+    addr: ([u8; 4], u8),
     link: Link,
     iface: Interface,
     sockets: SocketSet<'static>,
@@ -272,14 +277,10 @@ impl Gateway {
             listeners.push(l);
         }
         let t0 = Instant::now();
-        let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(cfg.mac)));
-        config.random_seed = u64::from(std::process::id()) ^ 0x9e37_79b9_7f4a_7c15;
-        let mut iface = Interface::new(config, &mut link, SmolInstant::from_micros(0));
-        let (a, n) = cfg.addr;
-        iface.update_ip_addrs(|ips| {
-            let _ = ips.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::from(a)), n));
-        });
+        let iface = interface(cfg.mac, cfg.addr, &mut link, 0);
         Ok(Gateway {
+            mac: cfg.mac,
+            addr: cfg.addr,
             link,
             iface,
             sockets: SocketSet::new(Vec::new()),
@@ -293,6 +294,22 @@ impl Gateway {
         })
     }
 
+    /// Starts again with fresh state, as after a crash: every forwarded
+    /// connection and UDP client is dropped (their host ends see the
+    /// connection close), and so is the NIC driver's connection, which the
+    /// driver makes anew. What is bound on the host stays bound, so the
+    /// forwards keep their ports.
+    pub fn reset(&mut self) {
+        self.link.conn = None;
+        self.link.rx.clear();
+        self.link.tx.clear();
+        self.tcp.clear();
+        self.udp.clear();
+        self.sockets = SocketSet::new(Vec::new());
+        let now = self.t0.elapsed().as_micros() as i64;
+        self.iface = interface(self.mac, self.addr, &mut self.link, now);
+    }
+
     fn now(&self) -> SmolInstant {
         SmolInstant::from_micros(self.t0.elapsed().as_micros() as i64)
     }
@@ -301,13 +318,6 @@ impl Gateway {
         let p = self.next_port;
         self.next_port = if p >= 65000 { 49152 } else { p + 1 };
         p
-    }
-
-    /// Serves for ever (until the process ends).
-    pub fn run(mut self) {
-        loop {
-            self.step(100);
-        }
     }
 
     /// One round: waits up to `max_wait_ms` for anything, then moves
@@ -607,11 +617,26 @@ impl Gateway {
     }
 }
 
-/// Binds the gateway and runs it on a thread of its own, with every
-/// signal blocked: the process's signals (SIGCHLD above all) belong to the
-/// supervisor's signalfd, and a thread that took them would lose them.
-pub fn spawn(cfg: &GatewayConfig) -> Result<std::thread::JoinHandle<()>, String> {
+/// The gateway's smoltcp interface on `link`.
+fn interface(mac: [u8; 6], (a, n): ([u8; 4], u8), link: &mut Link, now_us: i64) -> Interface {
+    let mut config = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
+    config.random_seed = u64::from(std::process::id()) ^ 0x9e37_79b9_7f4a_7c15 ^ now_us as u64;
+    let mut iface = Interface::new(config, link, SmolInstant::from_micros(now_us));
+    iface.update_ip_addrs(|ips| {
+        let _ = ips.push(IpCidr::new(IpAddress::Ipv4(Ipv4Address::from(a)), n));
+    });
+    iface
+}
+
+/// Binds the gateway and runs it on a thread of its own, supervised as
+/// `service`: a panic restarts it with fresh state ([`Gateway::reset`]),
+/// and one it cannot recover from ends `axolotl run` with an error. Every
+/// signal is blocked on the thread: the process's signals (SIGCHLD above
+/// all) belong to the supervisor's signalfd, and a thread that took them
+/// would lose them.
+pub fn spawn(cfg: &GatewayConfig, service: &Service) -> Result<(), String> {
     let gw = Gateway::bind(cfg)?;
+    let service = service.clone();
     // SAFETY: sigset_t is plain data, filled by sigfillset; the masks are
     // this thread's own, restored right after the spawn (a new thread
     // inherits the mask in force when it is created).
@@ -622,7 +647,8 @@ pub fn spawn(cfg: &GatewayConfig) -> Result<std::thread::JoinHandle<()>, String>
         libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
         let r = std::thread::Builder::new()
             .name("gateway".into())
-            .spawn(move || gw.run())
+            .spawn(move || service.serve(gw, |gw| gw.step(100), Gateway::reset))
+            .map(drop)
             .map_err(|e| e.to_string());
         libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
         r

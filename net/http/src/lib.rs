@@ -123,7 +123,7 @@ pub fn html(pds: &[PdState]) -> String {
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Axolotl status</title></head>\n\
          <body><h1>Axolotl: {} protection domains</h1>\n<table border=\"1\">\n\
          <tr><th>PD</th><th>state</th><th>restarts</th><th>last fault</th><th>last recovery</th>\
-         <th>packets in</th><th>packets out</th><th>dropped</th><th>bad</th></tr>\n",
+         <th>packets in</th><th>packets out</th><th>dropped</th><th>bad</th><th>device resets</th></tr>\n",
         pds.len()
     );
     for p in pds {
@@ -158,11 +158,11 @@ pub fn html(pds: &[PdState]) -> String {
             Some(c) => {
                 let _ = write!(
                     s,
-                    "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
-                    c.packets_in, c.packets_out, c.dropped, c.bad
+                    "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+                    c.packets_in, c.packets_out, c.dropped, c.bad, c.device_resets
                 );
             }
-            None => s.push_str("<td>-</td><td>-</td><td>-</td><td>-</td>"),
+            None => s.push_str("<td>-</td><td>-</td><td>-</td><td>-</td><td>-</td>"),
         }
         s.push_str("</tr>\n");
     }
@@ -210,8 +210,8 @@ pub fn json(pds: &[PdState]) -> String {
             Some(c) => {
                 let _ = write!(
                     s,
-                    "{{\"packets_in\":{},\"packets_out\":{},\"dropped\":{},\"bad\":{}}}",
-                    c.packets_in, c.packets_out, c.dropped, c.bad
+                    "{{\"packets_in\":{},\"packets_out\":{},\"dropped\":{},\"bad\":{},\"device_resets\":{}}}",
+                    c.packets_in, c.packets_out, c.dropped, c.bad, c.device_resets
                 );
             }
             None => s.push_str("null"),
@@ -460,6 +460,7 @@ impl axolotl_monitor::query::HasCounters for HttpApp {
             packets_out: self.served,
             dropped: 0,
             bad: self.from_tcp.bad_descriptors() + self.to_tcp.bad_returns(),
+            ..Default::default()
         }
     }
 }
@@ -530,6 +531,7 @@ mod tests {
                 packets_out: 6,
                 dropped: 7,
                 bad: 8,
+                ..Default::default()
             }),
         };
         let h = html(&[p]);

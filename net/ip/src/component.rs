@@ -152,6 +152,7 @@ impl axolotl_monitor::query::HasCounters for IpPd {
                 + s.refused
                 + self.links.from_nic.bad_descriptors()
                 + self.links.down.bad_descriptors(),
+            ..Default::default()
         }
     }
 }

@@ -174,6 +174,7 @@ impl<T: Transport> axolotl_monitor::query::HasCounters for TransportPd<T> {
             bad: self.from_filter.bad_descriptors()
                 + self.to_filter.bad_returns()
                 + self.service.app_errors().0,
+            ..Default::default()
         }
     }
 }

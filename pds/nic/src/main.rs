@@ -17,6 +17,9 @@ impl NicHw for Host {
     fn transmit(&mut self, frame: &[u8]) -> bool {
         self.0.send(frame)
     }
+    fn resets(&self) -> u64 {
+        self.0.resets()
+    }
 }
 
 fn main() {

@@ -1,7 +1,7 @@
 //! What PDs ask the monitor by protected call on their supervision
 //! channel (its `pp` end is the child's):
 //!
-//! - [`REPORT`]: a PD reports its ring counters ([`Counters`]); the monitor
+//! - [`REPORT`]: a PD reports its counters ([`Counters`]); the monitor
 //!   keeps the latest per PD.
 //! - [`STATUS`]: the state of PD number `i` (0 is the monitor itself, then
 //!   the children in system.xml order), for status pages.
@@ -12,7 +12,7 @@
 use crate::{Monitor, Phase, Watchdog};
 use axolotl_sdk::{CallError, Channel, FaultKind, Message, Os};
 
-/// Label: report counters (4 words).
+/// Label: report counters (5 words; a 4-word report has no device resets).
 pub const REPORT: u64 = 0x5250;
 /// Label: status of PD `word 0`.
 pub const STATUS: u64 = 0x5354;
@@ -30,6 +30,9 @@ pub struct Counters {
     pub dropped: u64,
     /// Descriptors or packets refused as malformed.
     pub bad: u64,
+    /// Times the PD's device went away and came back (for the NIC driver
+    /// on the host: the gateway restarted).
+    pub device_resets: u64,
 }
 
 /// The state of one PD as [`STATUS`] answers it.
@@ -65,8 +68,14 @@ const NONE: u64 = u64::MAX;
 
 /// Reports `c` to the monitor on `parent` (the PD's supervision channel).
 pub fn report(os: &mut dyn Os, parent: Channel, c: &Counters) -> Result<(), CallError> {
-    let msg = Message::with_words(REPORT, &[c.packets_in, c.packets_out, c.dropped, c.bad])
-        .unwrap_or_else(|_| Message::new(REPORT));
+    let words = [
+        c.packets_in,
+        c.packets_out,
+        c.dropped,
+        c.bad,
+        c.device_resets,
+    ];
+    let msg = Message::with_words(REPORT, &words).unwrap_or_else(|_| Message::new(REPORT));
     os.call(parent, &msg).map(|_| ())
 }
 
@@ -96,12 +105,13 @@ pub fn decode_status(m: &Message) -> Option<PdState> {
             packets_out: w(10)?,
             dropped: w(11)?,
             bad: w(12)?,
+            device_resets: w(13)?,
         }),
         _ => None,
     };
-    let name_len = usize::try_from(w(13)?).ok().filter(|&n| n <= MAX_NAME)?;
+    let name_len = usize::try_from(w(14)?).ok().filter(|&n| n <= MAX_NAME)?;
     let mut name = [0u8; MAX_NAME];
-    m.read_bytes(14, &mut name[..name_len])?;
+    m.read_bytes(15, &mut name[..name_len])?;
     Some(PdState {
         name,
         name_len,
@@ -133,6 +143,7 @@ fn encode(st: &PdState) -> Message {
         c.packets_out,
         c.dropped,
         c.bad,
+        c.device_resets,
         st.name_len as u64,
     ];
     let mut m = Message::with_words(STATUS, &words).unwrap_or_else(|_| Message::new(STATUS));
@@ -165,6 +176,7 @@ impl<W: Watchdog> Monitor<W> {
                     packets_out: w(1),
                     dropped: w(2),
                     bad: w(3),
+                    device_resets: w(4),
                 });
                 Message::new(REPORT)
             }

@@ -425,7 +425,7 @@ fn status_queries_and_counter_reports() {
     let mut m = m.with_name("guardian");
     m.fault(&mut os, WORKER, &SEGV).unwrap();
     // The worker reports its counters on its supervision channel.
-    let report = Message::with_words(query::REPORT, &[10, 20, 3, 4]).unwrap();
+    let report = Message::with_words(query::REPORT, &[10, 20, 3, 4, 2]).unwrap();
     let reply = m.protected(&mut os, WORKER_CH, &report).unwrap();
     assert!(!reply.is_error_reply());
     // A report on a channel of no child is refused.
@@ -451,7 +451,8 @@ fn status_queries_and_counter_reports() {
             packets_in: 10,
             packets_out: 20,
             dropped: 3,
-            bad: 4
+            bad: 4,
+            device_resets: 2,
         })
     );
     let t = ask(&mut m, &mut os, 2).unwrap();

@@ -338,11 +338,12 @@ fn run(
     }
     axolotl_host::logger::init("axolotl", axolotl_host::sys::monotonic_ns());
     let control = control_path(control);
-    net::start(&system, net, &control)?;
+    let services = net::start(&system, net, &control)?;
     let opts = axolotl_host::supervisor::Options {
         control,
         pd_dir: pd_dir.unwrap_or(exe_dir),
         fingerprint,
+        services,
     };
     axolotl_host::supervisor::run(&system, &opts)
 }

@@ -2,6 +2,7 @@
 //! PD is attached to, and which host ports reach the system.
 
 use axolotl_gateway::{Forward, GatewayConfig};
+use axolotl_host::service::Service;
 use axolotl_sysdesc::{NetSpec, System};
 use std::path::Path;
 
@@ -151,16 +152,17 @@ pub fn qemu_args(system: &System, board: &str, args: &NetArgs) -> Result<Vec<Str
 }
 
 /// Sets up the host end of the system's network before the PDs start,
-/// and prints where it can be reached.
-pub fn start(system: &System, args: &NetArgs, control: &Path) -> Result<(), String> {
+/// and prints where it can be reached. Returns what the supervisor must
+/// watch beside the PDs: the gateway, with `--net user`.
+pub fn start(system: &System, args: &NetArgs, control: &Path) -> Result<Vec<Service>, String> {
     if !has_nic(system) {
-        return Ok(());
+        return Ok(Vec::new());
     }
     match args.mode.as_str() {
         "none" => {
             std::env::set_var(axolotl_host::nic::ENV, "none");
             println!("axolotl: network: none (the NIC driver has no device)");
-            Ok(())
+            Ok(Vec::new())
         }
         "user" => {
             let (net, gw) = user_net(system)?;
@@ -175,10 +177,11 @@ pub fn start(system: &System, args: &NetArgs, control: &Path) -> Result<(), Stri
                 system: net.addr,
                 forwards: forwards.clone(),
             };
-            axolotl_gateway::spawn(&cfg)?;
+            let gateway = Service::new("gateway").map_err(|e| format!("gateway: {e}"))?;
+            axolotl_gateway::spawn(&cfg, &gateway)?;
             std::env::set_var(axolotl_host::nic::ENV, format!("unix:{}", socket.display()));
             print_forwards(net, &forwards);
-            Ok(())
+            Ok(vec![gateway])
         }
         m if m.starts_with("tap:") => {
             if !args.forwards.is_empty() {
@@ -186,7 +189,7 @@ pub fn start(system: &System, args: &NetArgs, control: &Path) -> Result<(), Stri
             }
             std::env::set_var(axolotl_host::nic::ENV, m);
             println!("axolotl: network: TAP device {}", &m[4..]);
-            Ok(())
+            Ok(Vec::new())
         }
         m => Err(format!("--net {m}: expected user, tap:NAME or none")),
     }

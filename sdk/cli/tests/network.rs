@@ -201,3 +201,86 @@ fn a_restarted_echo_app_resets_its_connections_and_serves_new_ones() {
     assert_eq!(st["restarts"].as_u64(), Some(1), "{st}");
     assert_eq!(st["state"], "running", "{st}");
 }
+
+/// The host gateway is supervised like a PD: a panic in it (as smoltcp
+/// 0.12's did) restarts it with fresh state, the restart shows in
+/// `axolotl status` and, through the NIC driver's device resets, on the
+/// status page, and every forward works again.
+#[test]
+fn a_gateway_panic_restarts_it_and_every_forward_serves_again() {
+    let (sys, p) = start("net-gateway-panic");
+    assert_echoed(p.echo, 1 << 20, 1);
+    let gw = sys.pd("gateway");
+    assert_eq!(
+        (gw["state"].as_str(), gw["restarts"].as_u64()),
+        (Some("running"), Some(0)),
+        "{gw}"
+    );
+    // A connection open across the fault ends (the gateway lost it), but
+    // never with wrong bytes.
+    let port = p.echo;
+    let transfer = std::thread::spawn(move || echo(port, 64 << 20, 5));
+    std::thread::sleep(Duration::from_millis(200));
+    sys.inject("gateway", "panic");
+    let gw = sys.wait_restarted("gateway", 1);
+    assert_eq!(gw["last_fault"]["kind"], "panic", "{gw}");
+    assert_eq!(gw["last_fault"]["message"], "injected fault: panic", "{gw}");
+    if let Ok(got) = transfer.join().unwrap() {
+        assert!(
+            got == pattern(5, got.len()),
+            "wrong bytes across the gateway restart"
+        );
+    }
+    sys.wait_log("gateway restarted with fresh state (restart #1)");
+    // Every forward serves again: TCP echo, UDP echo, the status page.
+    assert_echoed(p.echo, 4 << 20, 2);
+    assert_udp_echoed(p.udp, 5);
+    // The NIC driver counted the device going away and coming back; it
+    // reports at most twice a second.
+    let start = Instant::now();
+    loop {
+        let pds = status_json(p.http);
+        let nic = pds.iter().find(|p| p["name"] == "nic").unwrap();
+        if nic["counters"]["device_resets"].as_u64() >= Some(1) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no device reset on the page: {nic}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(http_get(p.http, "/").contains("<th>device resets</th>"));
+    // Every PD kept running meanwhile.
+    for pd in sys.status() {
+        assert_eq!(pd["state"], "running", "{pd}");
+        if pd["name"] != "gateway" {
+            assert_eq!(pd["restarts"], 0, "{pd}");
+        }
+    }
+}
+
+/// A gateway that stops answering cannot be replaced on its thread: then
+/// `axolotl run` ends with an error that names it, instead of running on
+/// with dead forwards.
+#[test]
+fn a_hung_gateway_ends_axolotl_run_with_an_error() {
+    let (mut sys, _p) = start("net-gateway-hang");
+    let out = sys.cli(&["inject", "gateway", "segv"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("takes panic or hang"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    sys.inject("gateway", "hang");
+    let status = sys.wait_exit(Duration::from_secs(20)).unwrap_or_else(|| {
+        panic!(
+            "axolotl run kept running with a hung gateway:\n{}",
+            sys.log()
+        )
+    });
+    assert!(!status.success());
+    let log = sys.log();
+    assert!(log.contains("gateway hung: no round for"), "{log}");
+}

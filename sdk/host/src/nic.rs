@@ -11,14 +11,26 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
 
 /// The environment variable naming the device.
 pub const ENV: &str = "AXOLOTL_NIC";
 
 /// A host network device: frames in and out, readable when one waits.
 pub enum HostNic {
-    /// A connection to the host gateway.
-    Unix(OwnedFd),
+    /// A connection to the host gateway. When the gateway drops it (it
+    /// restarted), the driver connects again on the same descriptor
+    /// number, and counts a reset.
+    Unix {
+        /// The connection (or, while there is none, an idle socket).
+        fd: OwnedFd,
+        /// Where the gateway listens.
+        path: PathBuf,
+        /// Whether `fd` is connected.
+        connected: bool,
+        /// Times the connection was lost and made again.
+        resets: u64,
+    },
     /// A TAP device.
     Tap(OwnedFd),
     /// No device: nothing arrives, everything sent is lost.
@@ -39,7 +51,13 @@ impl HostNic {
     /// Opens `unix:PATH` or `tap:NAME`.
     pub fn open(spec: &str) -> io::Result<HostNic> {
         if let Some(path) = spec.strip_prefix("unix:") {
-            crate::sys::seqpacket_connect(std::path::Path::new(path)).map(HostNic::Unix)
+            let path = PathBuf::from(path);
+            crate::sys::seqpacket_connect(&path).map(|fd| HostNic::Unix {
+                fd,
+                path,
+                connected: true,
+                resets: 0,
+            })
         } else if spec == "none" {
             UnixDatagram::unbound().map(HostNic::Unplugged)
         } else if let Some(name) = spec.strip_prefix("tap:") {
@@ -54,19 +72,65 @@ impl HostNic {
     /// The descriptor that is readable when a frame waits.
     pub fn fd(&self) -> RawFd {
         match self {
-            HostNic::Unix(fd) => fd.as_raw_fd(),
+            HostNic::Unix { fd, .. } => fd.as_raw_fd(),
             HostNic::Tap(fd) => fd.as_raw_fd(),
             HostNic::Unplugged(s) => s.as_raw_fd(),
         }
     }
 
+    /// Times the device went away and came back (the gateway restarted).
+    pub fn resets(&self) -> u64 {
+        match self {
+            HostNic::Unix { resets, .. } => *resets,
+            _ => 0,
+        }
+    }
+
+    /// The gateway dropped the connection, or there was none: connect
+    /// again on the same descriptor number, which the runtime polls. While
+    /// the gateway is not there, the number holds a socket that never
+    /// becomes readable (a closed connection would wake the PD for ever).
+    fn reconnect(&mut self) {
+        let HostNic::Unix {
+            fd,
+            path,
+            connected,
+            resets,
+        } = self
+        else {
+            return;
+        };
+        let (new, ok) = match crate::sys::seqpacket_connect(path) {
+            Ok(c) => (c, true),
+            Err(_) => match UnixDatagram::unbound() {
+                Ok(idle) => (OwnedFd::from(idle), false),
+                Err(_) => return,
+            },
+        };
+        if crate::sys::replace_fd(fd, new).is_err() {
+            return;
+        }
+        if *connected {
+            *resets += 1;
+        }
+        *connected = ok;
+    }
+
     /// A received frame, if one waits.
     pub fn recv(&mut self, buf: &mut [u8]) -> Option<usize> {
         match self {
-            HostNic::Unix(fd) => crate::sys::recv_nonblocking(fd.as_raw_fd(), buf)
-                .ok()
-                .flatten()
-                .filter(|&n| n > 0),
+            HostNic::Unix { fd, connected, .. } => {
+                if !*connected {
+                    return None;
+                }
+                match crate::sys::recv_nonblocking(fd.as_raw_fd(), buf) {
+                    Ok(Some(0)) | Err(_) => {
+                        self.reconnect();
+                        None
+                    }
+                    Ok(n) => n,
+                }
+            }
             HostNic::Tap(fd) => crate::sys::recv_read(fd.as_raw_fd(), buf),
             HostNic::Unplugged(_) => None,
         }
@@ -74,9 +138,27 @@ impl HostNic {
 
     /// Sends a frame; false if it was dropped (no gateway, queue full).
     pub fn send(&mut self, frame: &[u8]) -> bool {
+        if matches!(
+            self,
+            HostNic::Unix {
+                connected: false,
+                ..
+            }
+        ) {
+            self.reconnect();
+        }
         match self {
-            HostNic::Unix(fd) => {
-                crate::sys::send_nonblocking(fd.as_raw_fd(), frame).unwrap_or(false)
+            HostNic::Unix { fd, connected, .. } => {
+                if !*connected {
+                    return false;
+                }
+                match crate::sys::send_nonblocking(fd.as_raw_fd(), frame) {
+                    Ok(sent) => sent,
+                    Err(_) => {
+                        self.reconnect();
+                        false
+                    }
+                }
             }
             HostNic::Tap(fd) => crate::sys::write_all_once(fd.as_raw_fd(), frame),
             HostNic::Unplugged(_) => false,

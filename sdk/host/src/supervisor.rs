@@ -6,6 +6,7 @@
 use crate::boot::{Boot, ChanSpec, MapSpec};
 use crate::control::{CtrlToPd, PdToCtrl};
 use crate::page::{StatusPage, PAGE_BYTES};
+use crate::service::Service;
 use crate::status::{FaultStatus, PdStatus};
 use crate::sys;
 use crate::wire::{error_code, Packet, MAX_PACKET};
@@ -28,6 +29,10 @@ pub struct Options {
     pub pd_dir: PathBuf,
     /// Fingerprint of the description's text ([`axolotl_sysdesc::fingerprint`]).
     pub fingerprint: u64,
+    /// Threads of `axolotl run` supervised beside the PDs (the host
+    /// gateway): shown by `status`, faulted by `inject`; one that fails
+    /// for good ends the run with its error.
+    pub services: Vec<Service>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +106,7 @@ struct Supervisor {
     mismatch: Option<String>,
     all_up_logged: bool,
     shutting_down: bool,
+    services: Vec<Service>,
 }
 
 /// Finds the host program for every PD; reports every missing one.
@@ -143,6 +149,7 @@ pub fn run(system: &System, opts: &Options) -> Result<(), String> {
     let signals = block_signals()?;
     let listener = bind_control(&opts.control)?;
     let mut sup = Supervisor::new(system, programs, opts.fingerprint)?;
+    sup.services = opts.services.clone();
     log::info!(
         "starting {} PDs from {}; control socket {}; Ctrl-C stops",
         sup.procs.len(),
@@ -292,6 +299,7 @@ impl Supervisor {
             mismatch: None,
             all_up_logged: false,
             shutting_down: false,
+            services: Vec::new(),
         })
     }
 
@@ -364,6 +372,8 @@ impl Supervisor {
             // Poll set: signals, control listener, every PD's control socket,
             // and the channel ends of PDs that will never run again.
             let mut pfds = vec![pollin(sigfd), pollin(listener.as_raw_fd())];
+            pfds.extend(self.services.iter().map(|s| pollin(s.wake_fd())));
+            let first_pd = pfds.len();
             let mut who = Vec::new();
             for (i, p) in self.procs.iter().enumerate() {
                 pfds.push(pollin(p.ctrl_sup.as_raw_fd()));
@@ -375,15 +385,20 @@ impl Supervisor {
                     }
                 }
             }
-            sys::poll(&mut pfds, -1).map_err(|e| format!("poll: {e}"))?;
+            // With services to watch for hangs, look at least once a second.
+            let timeout = if self.services.is_empty() { -1 } else { 1000 };
+            sys::poll(&mut pfds, timeout).map_err(|e| format!("poll: {e}"))?;
             if pfds[0].revents != 0 && self.on_signals(sigfd) {
                 return Ok(());
+            }
+            if let Some(why) = self.services.iter().find_map(Service::failure) {
+                return Err(format!("{why}; stopping every PD"));
             }
             if pfds[1].revents != 0 {
                 self.on_control_client(listener);
             }
             for (k, &(i, fd)) in who.iter().enumerate() {
-                if pfds[k + 2].revents == 0 {
+                if pfds[k + first_pd].revents == 0 {
                     continue;
                 }
                 match fd {
@@ -648,6 +663,7 @@ impl Supervisor {
                 errors: p.page.errors.load(Relaxed),
                 bad_packets: p.page.bad_packets.load(Relaxed),
             })
+            .chain(self.services.iter().map(Service::status))
             .collect()
     }
 
@@ -671,6 +687,14 @@ impl Supervisor {
 
     fn answer(&mut self, request: &str) -> String {
         let words: Vec<&str> = request.split_whitespace().collect();
+        if let ["inject", name, kind] = words[..] {
+            if let Some(s) = self.services.iter().find(|s| s.name() == name) {
+                return match s.inject(kind) {
+                    Ok(()) => format!("injected {kind} into {name}\n"),
+                    Err(e) => format!("error: {e}\n"),
+                };
+            }
+        }
         match words[..] {
             ["status"] => {
                 serde_json::to_string(&self.statuses()).unwrap_or_else(|e| format!("error: {e}"))
@@ -682,7 +706,12 @@ impl Supervisor {
                     );
                 }
                 let Some(p) = self.procs.iter().find(|p| p.name == pd) else {
-                    let names: Vec<&str> = self.procs.iter().map(|p| p.name.as_str()).collect();
+                    let names: Vec<&str> = self
+                        .procs
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .chain(self.services.iter().map(Service::name))
+                        .collect();
                     return format!("error: no PD named '{pd}' (PDs: {})\n", names.join(", "));
                 };
                 if p.pid.is_none() {

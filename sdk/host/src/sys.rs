@@ -298,6 +298,17 @@ pub fn seqpacket_accept(fd: RawFd) -> Option<OwnedFd> {
 }
 
 /// A non-blocking `SOCK_SEQPACKET` connection to `path`.
+/// Makes descriptor number `target` (owned by the caller) refer to what
+/// `with` refers to, atomically: whoever polls that number goes on
+/// polling it. `with` itself is closed.
+pub fn replace_fd(target: &OwnedFd, with: OwnedFd) -> io::Result<()> {
+    // SAFETY: both are open descriptors we own; dup3 closes what `target`
+    // referred to and makes its number a copy of `with`, so `target` still
+    // owns exactly one open descriptor. `with` is dropped (closed) after.
+    cvt(unsafe { libc::dup3(with.as_raw_fd(), target.as_raw_fd(), libc::O_CLOEXEC) })?;
+    Ok(())
+}
+
 pub fn seqpacket_connect(path: &std::path::Path) -> io::Result<OwnedFd> {
     let fd = seqpacket_socket()?;
     let (addr, len) = unix_addr(path)?;
