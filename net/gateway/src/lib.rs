@@ -442,6 +442,12 @@ impl Gateway {
             tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
         );
         s.set_nagle_enabled(false);
+        // ACK at once: a delayed ACK of the system's FIN would still be
+        // pending when the connection is reaped in TIME-WAIT, and the
+        // system would hold its socket, retransmitting the FIN, until a
+        // reset; with all of a port's sockets held so, it refuses new
+        // connections.
+        s.set_ack_delay(None);
         let local = self.ephemeral();
         s.connect(
             self.iface.context(),

@@ -284,3 +284,28 @@ fn a_hung_gateway_ends_axolotl_run_with_an_error() {
     let log = sys.log();
     assert!(log.contains("gateway hung: no round for"), "{log}");
 }
+
+/// Many short connections one after the other, each half-closed by the
+/// client after its bytes: every one is echoed. (The gateway once
+/// dropped a connection in TIME-WAIT before its delayed ACK of the
+/// system's FIN went out; the system then held each socket, sending its
+/// FIN again, and after eight connections refused every new one.)
+#[test]
+fn short_half_closed_connections_one_after_another_are_all_echoed() {
+    let (_sys, p) = start("net-short");
+    for i in 0..200u64 {
+        let data = pattern(i, 1 + (i as usize * 37) % 3000);
+        let mut s = connect(p.echo);
+        s.write_all(&data).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got)
+            .unwrap_or_else(|e| panic!("connection {i}: {e}"));
+        assert!(
+            got == data,
+            "connection {i}: {} of {} bytes back",
+            got.len(),
+            data.len()
+        );
+    }
+}

@@ -195,10 +195,12 @@ impl Service {
         let k = match kind {
             "panic" => INJECT_PANIC,
             "hang" => INJECT_HANG,
-            _ => return Err(format!(
+            _ => {
+                return Err(format!(
                 "{} is a thread of axolotl run, not a process: it takes panic or hang, not {kind}",
                 self.0.name
-            )),
+            ))
+            }
         };
         self.0.inject.store(k, Ordering::Relaxed);
         Ok(())
