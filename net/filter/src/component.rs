@@ -196,10 +196,12 @@ impl axolotl_monitor::query::HasCounters for FilterPd {
                 + s.passed_new
                 + s.dropped_policy
                 + s.dropped_stray
+                + s.dropped_full
                 + s.dropped_malformed,
             packets_out: s.passed_established + s.passed_new,
             dropped: s.dropped_policy
                 + s.dropped_stray
+                + s.dropped_full
                 + self.undelivered.link_full
                 + self.undelivered.no_transport,
             bad: s.dropped_malformed

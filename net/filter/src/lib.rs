@@ -12,18 +12,27 @@
 //!   does. A passed packet that starts a flow records it. For TCP only a
 //!   SYN (without ACK) starts a flow; any other TCP segment of an unknown
 //!   flow is dropped.
-//! - The flow table is bounded ([`MAX_FLOWS`]): when full, the flow idle
-//!   longest goes. Flows expire after [`TCP_IDLE_NS`] / [`UDP_IDLE_NS`]
-//!   without a packet, and a TCP flow that saw a FIN or RST after
-//!   [`TCP_CLOSING_NS`].
+//! - The flow table is bounded ([`MAX_FLOWS`]). Flows expire after
+//!   [`TCP_IDLE_NS`] / [`UDP_IDLE_NS`] without a packet, and a TCP flow
+//!   that saw a FIN or RST after [`TCP_CLOSING_NS`]. When the table is
+//!   full, a new flow takes the place of, in this order: the TCP flow
+//!   finished longest ago (RST, or FIN both ways), the half-closed one
+//!   idle longest, the UDP or ICMP flow idle longest. A live TCP
+//!   connection is never pushed out: with the table full of them, the new
+//!   connection's SYN is dropped (and counted), and its sender tries again.
+//!   (Evicting live flows cut connections in the middle of their close:
+//!   their next segment was a stray, dropped, and both ends hung.)
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
+extern crate alloc;
+
+use alloc::collections::BTreeMap;
 use heapless::Vec;
 use smoltcp::wire::{IpProtocol, Ipv4Address, Ipv4Packet, TcpPacket, UdpPacket};
 
 /// Flows tracked at once.
-pub const MAX_FLOWS: usize = 256;
+pub const MAX_FLOWS: usize = 1024;
 /// Rules at most.
 pub const MAX_RULES: usize = 32;
 /// An idle TCP flow is forgotten after this long.
@@ -109,7 +118,7 @@ pub struct Policy {
 }
 
 /// A flow: protocol and both ends, ours first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowKey {
     /// IP protocol number.
     pub proto: u8,
@@ -119,11 +128,30 @@ pub struct FlowKey {
     pub remote: (Ipv4Address, u16),
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Flow {
-    key: FlowKey,
+    /// When the last packet passed.
     last: u64,
-    closing: bool,
+    /// A FIN went out, came in; an RST either way.
+    fin_out: bool,
+    fin_in: bool,
+    rst: bool,
+}
+
+impl Flow {
+    fn closing(&self) -> bool {
+        self.fin_out || self.fin_in || self.rst
+    }
+    fn finished(&self) -> bool {
+        self.rst || (self.fin_out && self.fin_in)
+    }
+    fn note(&mut self, dir: Direction, s: &Summary) {
+        self.rst |= s.rst;
+        match dir {
+            Direction::In => self.fin_in |= s.fin,
+            Direction::Out => self.fin_out |= s.fin,
+        }
+    }
 }
 
 /// What the filter counted.
@@ -139,12 +167,14 @@ pub struct Stats {
     pub dropped_malformed: u64,
     /// TCP segments of unknown flows that were not SYNs.
     pub dropped_stray: u64,
+    /// New flows dropped because the table was full of live connections.
+    pub dropped_full: u64,
 }
 
 /// The filter.
 pub struct Filter {
     policy: Policy,
-    flows: Vec<Flow, MAX_FLOWS>,
+    flows: BTreeMap<FlowKey, Flow>,
     stats: Stats,
     resync_until: u64,
 }
@@ -153,7 +183,8 @@ pub struct Filter {
 struct Summary {
     key: FlowKey,
     syn_only: bool,
-    fin_or_rst: bool,
+    fin: bool,
+    rst: bool,
 }
 
 fn summarize(dir: Direction, packet: &[u8]) -> Option<Summary> {
@@ -164,21 +195,22 @@ fn summarize(dir: Direction, packet: &[u8]) -> Option<Summary> {
     let (src, dst) = (ip.src_addr(), ip.dst_addr());
     let proto = ip.next_header();
     let payload = ip.payload();
-    let (sport, dport, syn_only, fin_or_rst) = match proto {
+    let (sport, dport, syn_only, fin, rst) = match proto {
         IpProtocol::Tcp => {
             let t = TcpPacket::new_checked(payload).ok()?;
             (
                 t.src_port(),
                 t.dst_port(),
                 t.syn() && !t.ack(),
-                t.fin() || t.rst(),
+                t.fin(),
+                t.rst(),
             )
         }
         IpProtocol::Udp => {
             let u = UdpPacket::new_checked(payload).ok()?;
-            (u.src_port(), u.dst_port(), false, false)
+            (u.src_port(), u.dst_port(), false, false, false)
         }
-        _ => (0, 0, false, false),
+        _ => (0, 0, false, false, false),
     };
     let key = match dir {
         Direction::In => FlowKey {
@@ -195,7 +227,8 @@ fn summarize(dir: Direction, packet: &[u8]) -> Option<Summary> {
     Some(Summary {
         key,
         syn_only,
-        fin_or_rst,
+        fin,
+        rst,
     })
 }
 
@@ -221,7 +254,7 @@ impl Filter {
     pub fn new(policy: Policy) -> Filter {
         Filter {
             policy,
-            flows: Vec::new(),
+            flows: BTreeMap::new(),
             stats: Stats::default(),
             resync_until: 0,
         }
@@ -234,18 +267,18 @@ impl Filter {
 
     /// The flows known now (to save in the state store).
     pub fn flows(&self) -> impl Iterator<Item = FlowKey> + '_ {
-        self.flows.iter().map(|f| f.key)
+        self.flows.keys().copied()
     }
 
     /// Takes back a flow saved before a restart.
     pub fn restore_flow(&mut self, key: FlowKey, now: u64) {
-        self.remember(key, now, false);
+        self.remember(key, now);
     }
 
-    fn idle_limit(f: &Flow) -> u64 {
-        if f.closing {
+    fn idle_limit(key: &FlowKey, f: &Flow) -> u64 {
+        if f.closing() {
             TCP_CLOSING_NS
-        } else if f.key.proto == u8::from(IpProtocol::Tcp) {
+        } else if key.proto == u8::from(IpProtocol::Tcp) {
             TCP_IDLE_NS
         } else {
             UDP_IDLE_NS
@@ -264,29 +297,55 @@ impl Filter {
     /// Forgets flows idle too long.
     pub fn expire(&mut self, now: u64) {
         self.flows
-            .retain(|f| now.saturating_sub(f.last) < Self::idle_limit(f));
+            .retain(|k, f| now.saturating_sub(f.last) < Self::idle_limit(k, f));
     }
 
-    fn remember(&mut self, key: FlowKey, now: u64, closing: bool) {
-        if let Some(f) = self.flows.iter_mut().find(|f| f.key == key) {
+    /// Records a new flow; false if the table is full of live TCP
+    /// connections, none of which may go for it.
+    fn remember(&mut self, key: FlowKey, now: u64) -> bool {
+        if let Some(f) = self.flows.get_mut(&key) {
             f.last = now;
-            f.closing |= closing;
-            return;
+            return true;
         }
-        if self.flows.is_full() {
+        if self.flows.len() >= MAX_FLOWS {
             self.expire(now);
         }
-        if self.flows.is_full() {
-            let idle = (0..self.flows.len())
-                .min_by_key(|&i| self.flows[i].last)
-                .unwrap_or(0);
-            self.flows.swap_remove(idle);
+        if self.flows.len() >= MAX_FLOWS {
+            let tcp = u8::from(IpProtocol::Tcp);
+            // Rank: finished TCP first, then half-closed, then UDP/ICMP;
+            // within a rank, idle longest first. Live TCP: never.
+            let victim = self
+                .flows
+                .iter()
+                .filter_map(|(k, f)| {
+                    let rank = if k.proto != tcp {
+                        2
+                    } else if f.finished() {
+                        0
+                    } else if f.closing() {
+                        1
+                    } else {
+                        return None;
+                    };
+                    Some(((rank, f.last), *k))
+                })
+                .min_by_key(|(order, _)| *order)
+                .map(|(_, k)| k);
+            match victim {
+                Some(k) => {
+                    self.flows.remove(&k);
+                }
+                None => return false,
+            }
         }
-        let _ = self.flows.push(Flow {
+        self.flows.insert(
             key,
-            last: now,
-            closing,
-        });
+            Flow {
+                last: now,
+                ..Flow::default()
+            },
+        );
+        true
     }
 
     /// Decides about one packet going `dir` at time `now`.
@@ -295,10 +354,10 @@ impl Filter {
             self.stats.dropped_malformed += 1;
             return Action::Drop;
         };
-        if let Some(f) = self.flows.iter_mut().find(|f| f.key == s.key) {
-            if now.saturating_sub(f.last) < Self::idle_limit(f) {
+        if let Some(f) = self.flows.get_mut(&s.key) {
+            if now.saturating_sub(f.last) < Self::idle_limit(&s.key, f) {
                 f.last = now;
-                f.closing |= s.fin_or_rst;
+                f.note(dir, &s);
                 self.stats.passed_established += 1;
                 return Action::Pass;
             }
@@ -315,9 +374,15 @@ impl Filter {
             .find(|r| r.matches(dir, &s.key))
             .map_or(self.policy.default, |r| r.action);
         match action {
+            Action::Pass if !self.remember(s.key, now) => {
+                self.stats.dropped_full += 1;
+                return Action::Drop;
+            }
             Action::Pass => {
                 self.stats.passed_new += 1;
-                self.remember(s.key, now, false);
+                if let Some(f) = self.flows.get_mut(&s.key) {
+                    f.note(dir, &s);
+                }
             }
             Action::Drop => self.stats.dropped_policy += 1,
         }

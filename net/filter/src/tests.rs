@@ -248,3 +248,49 @@ fn a_restarted_filter_resyncs_open_connections_by_the_rules() {
     assert_eq!(f.check(Direction::In, &stray, 1_000), Action::Drop);
     assert_eq!(f.check(Direction::In, &ack_in, 1_001), Action::Pass);
 }
+
+/// With the table full, a new connection takes the place of a finished
+/// one, then of a half-closed one; a live connection is never pushed out,
+/// so its next segment (a FIN, a retransmission) still passes. With the
+/// table full of live connections, the new SYN is dropped and counted.
+#[test]
+fn a_full_table_gives_way_finished_flows_first_and_never_live_ones() {
+    let mut f = Filter::new(policy());
+    let conn = |p: u16| ((HOST, 20000 + p), (US, 7));
+    let open = |f: &mut Filter, p: u16, t: u64| {
+        let (a, b) = conn(p);
+        assert_eq!(
+            f.check(Direction::In, &tcp(a, b, TcpControl::Syn, false), t),
+            Action::Pass
+        );
+    };
+    for p in 0..MAX_FLOWS as u16 {
+        open(&mut f, p, u64::from(p));
+    }
+    // Connection 5 finishes (FIN both ways), 9 is half-closed.
+    let (a, b) = conn(5);
+    f.check(Direction::In, &tcp(a, b, TcpControl::Fin, true), 5000);
+    f.check(Direction::Out, &tcp(b, a, TcpControl::Fin, true), 5001);
+    let (a, b) = conn(9);
+    f.check(Direction::In, &tcp(a, b, TcpControl::Fin, true), 5002);
+    // Two new connections take the places of 5, then 9.
+    open(&mut f, 3000, 6000);
+    let (a5, b5) = conn(5);
+    let ack = |a, b| tcp(a, b, TcpControl::None, true);
+    assert_eq!(f.check(Direction::In, &ack(a5, b5), 6001), Action::Drop);
+    let (a9, b9) = conn(9);
+    assert_eq!(f.check(Direction::In, &ack(a9, b9), 6002), Action::Pass);
+    open(&mut f, 3001, 6003);
+    assert_eq!(f.check(Direction::In, &ack(a9, b9), 6004), Action::Drop);
+    // Now every flow is a live connection: a third new one is refused,
+    // and the oldest live one (connection 0) still passes.
+    let (a, b) = conn(3002);
+    assert_eq!(
+        f.check(Direction::In, &tcp(a, b, TcpControl::Syn, false), 6005),
+        Action::Drop
+    );
+    assert_eq!(f.stats().dropped_full, 1);
+    let (a0, b0) = conn(0);
+    assert_eq!(f.check(Direction::In, &ack(a0, b0), 6006), Action::Pass);
+    assert_eq!(f.flows().count(), MAX_FLOWS);
+}

@@ -84,6 +84,11 @@ pub const CLIENT_SOCKETS: usize = 8;
 pub const CLIENT_BUFFER: usize = 64 * 1024;
 /// Slots at most (handles carry 8 bits of slot).
 pub const MAX_SLOTS: usize = 256;
+/// An idle connection is probed this often.
+pub const KEEP_ALIVE: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(30);
+/// A connection whose peer answers nothing for this long (data, a FIN or
+/// keep-alive probes outstanding) is aborted, and its socket listens again.
+pub const PEER_TIMEOUT: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(90);
 
 /// A listening port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,10 +195,16 @@ impl TcpService {
                     slot.closed_pending = false;
                 }
                 None => {
-                    let s = tcp::Socket::new(
+                    let mut s = tcp::Socket::new(
                         tcp::SocketBuffer::new(vec![0; l.buffer]),
                         tcp::SocketBuffer::new(vec![0; l.buffer]),
                     );
+                    // A peer that vanished (its last segments lost, its
+                    // host gone) must not hold a socket of the port for
+                    // ever: probe an idle connection, give up on one
+                    // silent for too long.
+                    s.set_keep_alive(Some(KEEP_ALIVE));
+                    s.set_timeout(Some(PEER_TIMEOUT));
                     let handle = self.sockets.add(s);
                     self.slots.push(Slot {
                         handle,

@@ -383,3 +383,59 @@ fn a_syn_from_the_unspecified_address_is_ignored() {
     peer.hear(&poll_collect(&mut svc, 1));
     assert_ne!(peer.ack, 0, "no SYN-ACK for a real peer after the bad SYN");
 }
+
+/// A peer that vanishes in the middle of a connection (say its last
+/// segments were lost and its host is gone) gives its socket back: the
+/// service probes, times out, and the port serves the next peer. Without
+/// that, a port with one socket stayed taken for ever.
+#[test]
+fn a_vanished_peer_gives_its_socket_back() {
+    let mut svc = TcpService::new(
+        US,
+        24,
+        None,
+        &[Listen {
+            port: 9,
+            app: App::Discard,
+            sockets: 1,
+            buffer: 2048,
+        }],
+        0,
+    );
+    let mut peer = RawPeer {
+        from: PEER,
+        seq: 7000,
+        ack: 0,
+        right_edge: 0,
+    };
+    svc.input(&peer.segment(TcpControl::Syn, false, &[], peer.seq));
+    peer.hear(&poll_collect(&mut svc, 0));
+    peer.seq += 1;
+    svc.input(&peer.segment(TcpControl::None, true, &[], peer.seq));
+    poll_collect(&mut svc, 1);
+    assert_eq!(svc.stats().accepted, 1);
+    // The peer is gone: nothing it would answer arrives. Another peer's
+    // SYN is refused while the socket is held...
+    let mut other = RawPeer {
+        from: Ipv4Address::new(10, 0, 2, 3),
+        seq: 100,
+        ack: 0,
+        right_edge: 0,
+    };
+    svc.input(&other.segment(TcpControl::Syn, false, &[], other.seq));
+    other.hear(&poll_collect(&mut svc, 2));
+    assert_eq!(
+        other.ack, 0,
+        "a second connection on a port with one socket"
+    );
+    // ...and served once the vanished one has timed out.
+    let end_ms = (KEEP_ALIVE + PEER_TIMEOUT).total_millis() + 5_000;
+    let mut t = 3;
+    while t < end_ms {
+        poll_collect(&mut svc, t);
+        t += 500;
+    }
+    svc.input(&other.segment(TcpControl::Syn, false, &[], other.seq));
+    other.hear(&poll_collect(&mut svc, t));
+    assert_ne!(other.ack, 0, "the port never served again");
+}

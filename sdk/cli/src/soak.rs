@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
@@ -163,6 +164,13 @@ enum Outcome {
 }
 
 const IO_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Set by Ctrl-C: the soak ends early, with its report.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_interrupt(_: libc::c_int) {
+    INTERRUPTED.store(true, Relaxed);
+}
 
 /// One TCP echo transfer of `n` bytes on a new connection, sent and read
 /// back at once; wrong bytes are counted as they arrive.
@@ -504,7 +512,10 @@ impl System {
         }
         let out = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
+        // A process group of its own: Ctrl-C in the terminal reaches the
+        // soak, which then reports and stops the system itself.
         let child = cmd
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
@@ -604,6 +615,9 @@ pub fn run(args: &SoakArgs) -> Result<(), String> {
         args.fault_every.as_secs_f64(),
         log.display()
     );
+    // SAFETY: the handler only stores to an atomic, which is
+    // async-signal-safe.
+    unsafe { libc::signal(libc::SIGINT, on_interrupt as *const () as libc::sighandler_t) };
     let mut sys = System::start(args, ports, &log)?;
     let boot_limit = Duration::from_secs(if qemu { 900 } else { 600 });
     let first = sys.wait_up(boot_limit, &log)?;
@@ -680,6 +694,10 @@ pub fn run(args: &SoakArgs) -> Result<(), String> {
     let end = ctx.t0 + args.duration;
     let mut died = None;
     while Instant::now() < end {
+        if INTERRUPTED.load(Relaxed) {
+            eprintln!("soak: interrupted; reporting what was seen so far");
+            break;
+        }
         std::thread::sleep(Duration::from_millis(100));
         if let Some(s) = sys.ended() {
             died = Some(format!("the system ended during the soak ({s})"));
