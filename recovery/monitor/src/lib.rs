@@ -249,6 +249,14 @@ impl<W: Watchdog> Monitor<W> {
                     now.nanos_since(self.last_tick) / NS_PER_MS
                 ),
             }
+            // Without ticks nobody was pinged, and a hung timer spins above
+            // most PDs: a ping that went unanswered meanwhile says nothing.
+            // Their misses count again from now.
+            for st in &mut self.states {
+                if matches!(st.phase, Phase::Running) && st.ping_sent.is_some() {
+                    st.ping_sent = Some(now);
+                }
+            }
             // Give the restarted timer the same time before looking again.
             self.last_tick = now;
         }

@@ -469,3 +469,46 @@ fn status_queries_and_counter_reports() {
     .unwrap();
     assert!(query::decode_status(&bad).is_none());
 }
+
+/// A timer that hangs spins above the PDs below it and stops the ticks: a
+/// ping those PDs could not answer meanwhile is not held against them once
+/// the restarted timer ticks again (on seL4 the http and echo PDs were
+/// restarted as hung after every timer hang). One that stays silent for
+/// its full time after that is still caught.
+#[test]
+fn a_timer_hang_is_not_blamed_on_the_pds_it_starved() {
+    let armed = std::rc::Rc::new(std::cell::Cell::new(None));
+    let mut os = MockOs::new();
+    let mut m = Monitor::init(
+        &mut os,
+        &CHILDREN,
+        Some(TIMER_CH),
+        Some(TIMER),
+        Some((WATCHDOG, Recorder(armed.clone()))),
+    );
+    up(&mut m, &mut os, TIMER_CH_AS_CHILD);
+    up(&mut m, &mut os, WORKER_CH);
+    os.advance_ms(2_000);
+    tick(&mut m, &mut os, 100);
+    assert!(
+        os.take().contains(&Event::Notify(WORKER_CH)),
+        "worker pinged"
+    );
+    // The timer hangs: no tick for a second; the watchdog restarts it.
+    os.advance_ms(1_000);
+    m.notified(&mut os, ChannelSet::single(WATCHDOG)).unwrap();
+    assert!(os.take().contains(&Event::Restart(TIMER)));
+    // The new timer is up and ticks: the worker is not restarted for the
+    // ping it could not answer.
+    up(&mut m, &mut os, TIMER_CH_AS_CHILD);
+    tick(&mut m, &mut os, 10);
+    assert!(!os.take().contains(&Event::Restart(WORKER)));
+    assert_eq!(m.state("worker").unwrap().restarts, 0);
+    // Silent for its whole time after that: hung.
+    let mut restarted = false;
+    for _ in 0..4 {
+        tick(&mut m, &mut os, 100);
+        restarted |= os.take().contains(&Event::Restart(WORKER));
+    }
+    assert!(restarted, "a worker silent after the timer came back");
+}
