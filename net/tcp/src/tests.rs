@@ -234,6 +234,25 @@ struct RawPeer {
 }
 
 impl RawPeer {
+    fn new(from: Ipv4Address, seq: u32) -> RawPeer {
+        RawPeer {
+            from,
+            seq,
+            ack: 0,
+            right_edge: 0,
+        }
+    }
+
+    /// SYN, SYN-ACK, ACK with the service at `t_ms`.
+    fn connect(&mut self, svc: &mut TcpService, t_ms: u64) {
+        svc.input(&self.segment(TcpControl::Syn, false, &[], self.seq));
+        self.hear(&poll_collect(svc, t_ms));
+        self.seq += 1;
+        assert_ne!(self.ack, 0, "no SYN-ACK from the service");
+        svc.input(&self.segment(TcpControl::None, true, &[], self.seq));
+        self.hear(&poll_collect(svc, t_ms));
+    }
+
     fn segment(&self, control: TcpControl, ack: bool, payload: &[u8], seq: u32) -> Vec<u8> {
         let tcp = TcpRepr {
             src_port: 40100,
@@ -287,6 +306,22 @@ impl RawPeer {
     }
 }
 
+/// Discard on port 9 with one socket and a small buffer.
+fn one_small_discard_socket() -> TcpService {
+    TcpService::new(
+        US,
+        24,
+        None,
+        &[Listen {
+            port: 9,
+            app: App::Discard,
+            sockets: 1,
+            buffer: 2048,
+        }],
+        0,
+    )
+}
+
 fn poll_collect(svc: &mut TcpService, now_ms: u64) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     svc.poll(now_ms * 1_000_000, &mut |p| out.push(p.to_vec()));
@@ -304,30 +339,9 @@ fn bytes_past_the_advertised_window_are_refused_without_a_panic() {
     // A small buffer: smoltcp sends no window update while more than half
     // of the window is still open, so a segment bigger than that half
     // reaches past the edge into room the app has freed.
-    let mut svc = TcpService::new(
-        US,
-        24,
-        None,
-        &[Listen {
-            port: 9,
-            app: App::Discard,
-            sockets: 1,
-            buffer: 2048,
-        }],
-        0,
-    );
-    let mut peer = RawPeer {
-        from: PEER,
-        seq: 1000,
-        ack: 0,
-        right_edge: 0,
-    };
-    svc.input(&peer.segment(TcpControl::Syn, false, &[], peer.seq));
-    peer.hear(&poll_collect(&mut svc, 0));
-    peer.seq += 1;
-    assert_ne!(peer.ack, 0, "no SYN-ACK from the service");
-    svc.input(&peer.segment(TcpControl::None, true, &[], peer.seq));
-    peer.hear(&poll_collect(&mut svc, 0));
+    let mut svc = one_small_discard_socket();
+    let mut peer = RawPeer::new(PEER, 1000);
+    peer.connect(&mut svc, 0);
     let start = peer.seq;
     // Segments one at a time, each polled (discard empties the buffer at
     // once), on past the edge; the clock stands still, so no delayed ACK
@@ -368,12 +382,7 @@ fn bytes_past_the_advertised_window_are_refused_without_a_panic() {
 #[test]
 fn a_syn_from_the_unspecified_address_is_ignored() {
     let mut svc = service();
-    let mut peer = RawPeer {
-        from: Ipv4Address::UNSPECIFIED,
-        seq: 5000,
-        ack: 0,
-        right_edge: 0,
-    };
+    let mut peer = RawPeer::new(Ipv4Address::UNSPECIFIED, 5000);
     svc.input(&peer.segment(TcpControl::Syn, false, &[], peer.seq));
     assert!(poll_collect(&mut svc, 0).is_empty());
     assert_eq!(svc.stats().accepted, 0);
@@ -390,38 +399,12 @@ fn a_syn_from_the_unspecified_address_is_ignored() {
 /// that, a port with one socket stayed taken for ever.
 #[test]
 fn a_vanished_peer_gives_its_socket_back() {
-    let mut svc = TcpService::new(
-        US,
-        24,
-        None,
-        &[Listen {
-            port: 9,
-            app: App::Discard,
-            sockets: 1,
-            buffer: 2048,
-        }],
-        0,
-    );
-    let mut peer = RawPeer {
-        from: PEER,
-        seq: 7000,
-        ack: 0,
-        right_edge: 0,
-    };
-    svc.input(&peer.segment(TcpControl::Syn, false, &[], peer.seq));
-    peer.hear(&poll_collect(&mut svc, 0));
-    peer.seq += 1;
-    svc.input(&peer.segment(TcpControl::None, true, &[], peer.seq));
-    poll_collect(&mut svc, 1);
+    let mut svc = one_small_discard_socket();
+    RawPeer::new(PEER, 7000).connect(&mut svc, 0);
     assert_eq!(svc.stats().accepted, 1);
     // The peer is gone: nothing it would answer arrives. Another peer's
     // SYN is refused while the socket is held...
-    let mut other = RawPeer {
-        from: Ipv4Address::new(10, 0, 2, 3),
-        seq: 100,
-        ack: 0,
-        right_edge: 0,
-    };
+    let mut other = RawPeer::new(Ipv4Address::new(10, 0, 2, 3), 100);
     svc.input(&other.segment(TcpControl::Syn, false, &[], other.seq));
     other.hear(&poll_collect(&mut svc, 2));
     assert_eq!(

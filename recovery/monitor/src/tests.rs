@@ -64,17 +64,27 @@ impl Watchdog for Recorder {
     }
 }
 
-#[test]
-fn the_watchdog_catches_a_timer_whose_ticks_stopped() {
+/// The demo children with a watchdog; the cell holds when it is armed.
+fn with_watchdog() -> (
+    Monitor<Recorder>,
+    MockOs,
+    std::rc::Rc<std::cell::Cell<Option<u64>>>,
+) {
     let armed = std::rc::Rc::new(std::cell::Cell::new(None));
     let mut os = MockOs::new();
-    let mut m = Monitor::init(
+    let m = Monitor::init(
         &mut os,
         &CHILDREN,
         Some(TIMER_CH),
         Some(TIMER),
         Some((WATCHDOG, Recorder(armed.clone()))),
     );
+    (m, os, armed)
+}
+
+#[test]
+fn the_watchdog_catches_a_timer_whose_ticks_stopped() {
+    let (mut m, mut os, armed) = with_watchdog();
     // The timer has no heartbeat here: one second without a tick is a hang.
     assert_eq!(armed.get(), Some(1_000_000_000));
     up(&mut m, &mut os, TIMER_CH);
@@ -477,15 +487,7 @@ fn status_queries_and_counter_reports() {
 /// its full time after that is still caught.
 #[test]
 fn a_timer_hang_is_not_blamed_on_the_pds_it_starved() {
-    let armed = std::rc::Rc::new(std::cell::Cell::new(None));
-    let mut os = MockOs::new();
-    let mut m = Monitor::init(
-        &mut os,
-        &CHILDREN,
-        Some(TIMER_CH),
-        Some(TIMER),
-        Some((WATCHDOG, Recorder(armed.clone()))),
-    );
+    let (mut m, mut os, _armed) = with_watchdog();
     up(&mut m, &mut os, TIMER_CH_AS_CHILD);
     up(&mut m, &mut os, WORKER_CH);
     os.advance_ms(2_000);
