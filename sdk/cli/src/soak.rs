@@ -50,7 +50,7 @@ pub struct SoakArgs {
     pub pds: Vec<String>,
     /// Fault kinds, comma-separated (default: segv, panic, hang, and abort
     /// on the host).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = ["segv", "panic", "abort", "hang"])]
     pub kinds: Vec<String>,
     /// TCP echo connections open at once.
     #[arg(long, default_value_t = 2)]
@@ -415,6 +415,33 @@ fn sleep_unless_stopped(d: Duration, ctx: &Ctx) {
     }
 }
 
+/// Waits until TCP echo answers through its forward: PDs run before the
+/// apps have listened, and a refusal then would be no fault of the system.
+fn wait_serving((echo, _, _): (u16, u16, u16), limit: Duration) -> Result<(), String> {
+    let start = Instant::now();
+    loop {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, echo));
+        let answered =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(2)).and_then(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(2)))?;
+                s.write_all(b"?")?;
+                let mut b = [0u8; 1];
+                s.read_exact(&mut b)?;
+                Ok(b == *b"?")
+            });
+        if answered.unwrap_or(false) {
+            return Ok(());
+        }
+        if start.elapsed() > limit {
+            return Err(format!(
+                "TCP echo on 127.0.0.1:{echo} did not answer within {} s of every PD running",
+                limit.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Free TCP and UDP ports on 127.0.0.1 for the forwards: (tcp echo, udp
 /// echo, status page).
 fn free_ports() -> Result<(u16, u16, u16), String> {
@@ -665,11 +692,7 @@ pub fn run(args: &SoakArgs) -> Result<(), String> {
     } else {
         args.kinds.clone()
     };
-    for k in &kinds {
-        if !["segv", "panic", "abort", "hang"].contains(&k.as_str()) {
-            return Err(format!("--kinds: '{k}' is not segv, panic, abort or hang"));
-        }
-    }
+    wait_serving(ports, Duration::from_secs(60))?;
 
     let ctx = Arc::new(Ctx {
         counts: Counts::default(),
