@@ -10,7 +10,8 @@
 //! /opt/microkit-sdk-2.3.0), nightly Rust with rust-src, sel4-reset-cli and
 //! QEMU are installed; otherwise it says why in one line and passes.
 //! `ci/test` runs it on its own, after the other tests (it builds two
-//! images and boots them: minutes, not seconds).
+//! images and boots them: minutes, not seconds). At the end a minute of
+//! `axolotl soak` runs on the aarch64 image.
 
 mod common;
 
@@ -513,4 +514,39 @@ fn on_sel4_both_boards_boot_and_recover() {
     for board in BOARDS {
         boot_and_recover(board);
     }
+    soak("qemu_virt_aarch64");
+}
+
+/// A minute of `axolotl soak` on the image just built: byte-checked
+/// traffic with a fault every five seconds, and nothing may go wrong.
+fn soak(board: &str) {
+    let out = Command::new(axolotl())
+        .arg("soak")
+        .arg(root().join("system.xml"))
+        .args(["--board", board, "--no-build", "--json"])
+        .args(["--duration", "60s", "--fault-every", "5s", "--seed", "3"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let r: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{board}: no soak report ({e}):\n{stderr}"));
+    eprintln!(
+        "{board} soak: {} connections, {} bytes echoed, {} faults, failures {}",
+        r["tcp"]["connections"], r["tcp"]["bytes_echoed"], r["faults_injected"], r["failures"]
+    );
+    assert!(
+        out.status.success(),
+        "{board} soak failed: {}\n{stderr}",
+        r["failures"]
+    );
+    assert!(
+        r["tcp"]["connections"].as_u64().unwrap() > 50,
+        "{}",
+        r["tcp"]
+    );
+    assert!(
+        r["faults_injected"].as_u64().unwrap() >= 8,
+        "{}",
+        r["faults_injected"]
+    );
 }

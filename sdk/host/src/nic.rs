@@ -28,7 +28,7 @@ pub enum HostNic {
         path: PathBuf,
         /// Whether `fd` is connected.
         connected: bool,
-        /// Times the connection was lost and made again.
+        /// Times the connection was lost (the gateway restarted).
         resets: u64,
     },
     /// A TAP device.
