@@ -13,7 +13,8 @@
 //!             40..64 zero
 //! record:     0  crc u32 (the commit word, written last)
 //!             4  seq u32 (0, 1, 2, ... within the half)
-//!             8  kind u8 (1 put, 2 delete)  9 client u8  10 key_len u8  11 0
+//!             8  kind u8 (1 put, 2 delete)  9 client u8  10 key_len u8
+//!             11 flags u8 (bit 0: more records of this batch follow)
 //!             12 value_len u16  14 0u16
 //!             16 key bytes, value bytes, zero padding to a multiple of 8
 //! ```
@@ -31,6 +32,11 @@
 //! one, whose padding is not zero or whose chained checksum is wrong. So a
 //! crash at any byte leaves either the whole record (it was committed) or one
 //! replay rejects, and nothing after it is read.
+//!
+//! Batches: the records of one batch carry the *more* flag, all but the
+//! last. Replay applies a batch only when it reaches its last record, so a
+//! crash anywhere inside a batch leaves none of it; appending then goes on
+//! where the batch began, over its remains.
 //!
 //! Compaction (when a record does not fit): write the generation of the other
 //! half into its superblock slot, zero that half, write the live set into it
@@ -53,6 +59,8 @@ pub const VERSION: u16 = 1;
 pub const SUPERBLOCK_LEN: usize = 64;
 /// Bytes of a record header.
 pub const RECORD_HEADER_LEN: usize = 16;
+/// Header flag: more records of the same batch follow this one.
+const FLAG_MORE: u8 = 1;
 /// Bytes of the longest record.
 pub const MAX_RECORD_LEN: usize = RECORD_HEADER_LEN + pad8(MAX_KEY_LEN + MAX_VALUE_LEN);
 /// The smallest region a journal fits in: each half holds the longest record.
@@ -239,13 +247,25 @@ fn superblock_head(half_len: usize) -> [u8; 16] {
     head
 }
 
+/// A record as replay found it.
+struct Parsed<'a> {
+    record: Record<'a>,
+    len: usize,
+    crc: u32,
+    /// More records of its batch follow.
+    more: bool,
+}
+
 /// Parses the record at `off` of `half` if it is valid as record number
-/// `seq` chained from `chain`: the record, its length and its checksum.
-fn parse_record(half: &[u8], off: usize, seq: u32, chain: u32) -> Option<(Record<'_>, usize, u32)> {
+/// `seq` chained from `chain`.
+fn parse_record(half: &[u8], off: usize, seq: u32, chain: u32) -> Option<Parsed<'_>> {
     let rest = half.get(off..)?;
     let h: &[u8; RECORD_HEADER_LEN] = rest.get(..RECORD_HEADER_LEN)?.try_into().ok()?;
     let crc = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
-    if u32::from_le_bytes([h[4], h[5], h[6], h[7]]) != seq || h[11] != 0 || h[14] != 0 || h[15] != 0
+    if u32::from_le_bytes([h[4], h[5], h[6], h[7]]) != seq
+        || h[11] & !FLAG_MORE != 0
+        || h[14] != 0
+        || h[15] != 0
     {
         return None;
     }
@@ -271,7 +291,12 @@ fn parse_record(half: &[u8], off: usize, seq: u32, chain: u32) -> Option<(Record
         2 if value_len == 0 => Record::delete(client, key)?,
         _ => return None,
     };
-    Some((record, len, crc))
+    Some(Parsed {
+        record,
+        len,
+        crc,
+        more: h[11] & FLAG_MORE != 0,
+    })
 }
 
 impl<M: Medium> Journal<M> {
@@ -347,13 +372,27 @@ impl<M: Medium> Journal<M> {
 
     fn replay(&mut self, apply: &mut impl FnMut(Record<'_>)) {
         let (mut off, mut seq, mut chain) = (0, 0u32, chain_seed(self.live, self.generation));
+        // Where the last complete batch (or lone record) ended.
+        let mut committed = (off, seq, chain);
+        let mut batch = Vec::new();
         let half = self.half_bytes(self.live);
-        while let Some((record, len, crc)) = parse_record(half, off, seq, chain) {
-            apply(record);
-            off += len;
+        while let Some(p) = parse_record(half, off, seq, chain) {
+            off += p.len;
             seq = seq.wrapping_add(1);
-            chain = crc;
+            chain = p.crc;
+            batch.push(p.record);
+            if !p.more {
+                batch.drain(..).for_each(&mut *apply);
+                committed = (off, seq, chain);
+            }
         }
+        if !batch.is_empty() {
+            log::warn!(
+                "journal: a batch of {} records was cut short by a crash; none of it applies",
+                batch.len()
+            );
+        }
+        let (off, seq, chain) = committed;
         log::info!(
             "journal: replayed {seq} records ({off} of {} bytes) of generation {} in half {}",
             self.half_len,
@@ -417,6 +456,7 @@ impl<M: Medium> Journal<M> {
         seq: u32,
         chain: u32,
         record: &Record<'_>,
+        more: bool,
     ) -> u32 {
         let mut buf = [0u8; MAX_RECORD_LEN];
         let len = record.encoded_len();
@@ -425,6 +465,7 @@ impl<M: Medium> Journal<M> {
         buf[8] = record.kind as u8;
         buf[9] = record.client;
         buf[10] = klen as u8;
+        buf[11] = if more { FLAG_MORE } else { 0 };
         buf[12..14].copy_from_slice(&(vlen as u16).to_le_bytes());
         buf[16..16 + klen].copy_from_slice(record.key);
         buf[16 + klen..16 + klen + vlen].copy_from_slice(record.value);
@@ -443,14 +484,31 @@ impl<M: Medium> Journal<M> {
     /// Appends `record` to the live half. Once this returns `Ok` the record
     /// survives any crash. [`NoRoom`] if the live half is full: compact.
     pub fn append(&mut self, record: &Record<'_>) -> Result<(), NoRoom> {
-        let len = record.encoded_len();
+        self.append_batch(core::slice::from_ref(record))
+    }
+
+    /// Appends `records` as one batch: once this returns `Ok` all of them
+    /// survive any crash; a crash before leaves none of them. [`NoRoom`]
+    /// (with nothing written) if they do not all fit in the live half.
+    pub fn append_batch(&mut self, records: &[Record<'_>]) -> Result<(), NoRoom> {
+        let len = records
+            .iter()
+            .try_fold(0usize, |n, r| n.checked_add(r.encoded_len()))
+            .ok_or(NoRoom)?;
+        if records.is_empty() {
+            return Ok(());
+        }
         if self.half_len == 0 || self.tail + len > self.half_len {
             return Err(NoRoom);
         }
-        let (live, tail, seq, chain) = (self.live, self.tail, self.next_seq, self.chain);
-        self.chain = self.write_record(live, tail, seq, chain, record);
-        self.tail += len;
-        self.next_seq = seq.wrapping_add(1);
+        let live = self.live;
+        for (i, record) in records.iter().enumerate() {
+            let more = i + 1 < records.len();
+            let (tail, seq, chain) = (self.tail, self.next_seq, self.chain);
+            self.chain = self.write_record(live, tail, seq, chain, record, more);
+            self.tail += record.encoded_len();
+            self.next_seq = seq.wrapping_add(1);
+        }
         Ok(())
     }
 
@@ -475,7 +533,7 @@ impl<M: Medium> Journal<M> {
         self.zero_half(target);
         let (mut off, mut seq, mut chain) = (0, 0u32, chain_seed(target, generation));
         for record in live {
-            chain = self.write_record(target, off, seq, chain, &record);
+            chain = self.write_record(target, off, seq, chain, &record, false);
             off += record.encoded_len();
             seq = seq.wrapping_add(1);
         }

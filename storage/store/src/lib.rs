@@ -20,4 +20,4 @@ mod store;
 
 pub use journal::{Attached, Journal, Medium, Record, RecordKind};
 pub use server::{Counters, StoreServer};
-pub use store::{Store, Usage, MAX_CLIENTS};
+pub use store::{Change, Store, Usage, MAX_BATCH, MAX_CLIENTS};

@@ -16,6 +16,18 @@ pub struct Usage {
     pub keys: u64,
 }
 
+/// One change of a batch ([`Store::batch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change<'a> {
+    /// Set a key to a value.
+    Put(&'a [u8], &'a [u8]),
+    /// Remove a key (no error if it is not there).
+    Delete(&'a [u8]),
+}
+
+/// Most changes in one batch.
+pub const MAX_BATCH: usize = 64;
+
 /// Most clients a store serves (a record holds the client index in a byte;
 /// Microkit gives a PD at most 63 channels anyway).
 pub const MAX_CLIENTS: usize = 256;
@@ -139,6 +151,109 @@ impl<M: Medium> Store<M> {
             }
         }
         self.index.insert((c, k), value.to_vec());
+        self.usage[client] = new;
+        Status::Ok
+    }
+
+    /// Applies `changes` of client `client` in order, all together or not
+    /// at all: after a crash the store holds either none or all of them.
+    /// [`Status::Ok`] once they are durable, or why not (`UnknownClient`;
+    /// `BadRequest` for an empty or over-long batch or a key or value out
+    /// of the limits; `QuotaExceeded` if the client's usage after the whole
+    /// batch is over a quota; `JournalFull`). Only the net effect is
+    /// written: a key put and then deleted in one batch costs nothing.
+    pub fn batch(&mut self, client: usize, changes: &[Change<'_>]) -> Status {
+        let (Some(quota), Some(usage)) =
+            (self.clients.get(client), self.usage.get(client).copied())
+        else {
+            return Status::UnknownClient;
+        };
+        if changes.is_empty() || changes.len() > MAX_BATCH {
+            return Status::BadRequest;
+        }
+        let c = client as u8;
+        // The net effect per key, in key order.
+        let mut net: BTreeMap<Key, Option<&[u8]>> = BTreeMap::new();
+        for change in changes {
+            let (key, value) = match *change {
+                Change::Put(k, v) if v.len() <= MAX_VALUE_LEN => (k, Some(v)),
+                Change::Put(..) => return Status::BadRequest,
+                Change::Delete(k) => (k, None),
+            };
+            let Some(k) = Key::new(key) else {
+                return Status::BadRequest;
+            };
+            net.insert(k, value);
+        }
+        let mut new = usage;
+        let mut records = Vec::new();
+        // The keys that change, in key order.
+        let mut changed = Vec::new();
+        for (k, value) in &net {
+            let old = self.index.get(&(c, *k));
+            let key = k.as_bytes();
+            let record = match (old, value) {
+                (Some(o), Some(v)) if o.as_slice() == *v => continue,
+                (None, None) => continue,
+                (_, Some(v)) => Record::put(c, key, v),
+                (Some(_), None) => Record::delete(c, key),
+            };
+            let Some(record) = record else {
+                return Status::BadRequest;
+            };
+            if let Some(o) = old {
+                new.bytes = new.bytes.saturating_sub(cost(key, o));
+                new.keys = new.keys.saturating_sub(1);
+            }
+            if let Some(v) = value {
+                new.bytes += cost(key, v);
+                new.keys += 1;
+            }
+            records.push(record);
+            changed.push(*k);
+        }
+        if records.is_empty() {
+            return Status::Ok;
+        }
+        let grows = new.bytes > usage.bytes || new.keys > usage.keys;
+        if grows
+            && (new.bytes > u64::from(quota.quota_bytes) || new.keys > u64::from(quota.quota_keys))
+        {
+            return Status::QuotaExceeded;
+        }
+        if self.journal.append_batch(&records).is_err() {
+            // The whole state after the batch, written at once.
+            let changed = &changed;
+            let live = self
+                .index
+                .iter()
+                .filter(move |((oc, ok), _)| !(*oc == c && changed.binary_search(ok).is_ok()))
+                .filter_map(|((oc, ok), v)| Record::put(*oc, ok.as_bytes(), v))
+                .chain(
+                    records
+                        .iter()
+                        .filter(|r| r.kind() == RecordKind::Put)
+                        .copied(),
+                );
+            if self.journal.compact(live).is_err() {
+                log::warn!(
+                    "store: journal full, {} cannot apply a batch",
+                    quota.namespace
+                );
+                return Status::JournalFull;
+            }
+        }
+        for r in &records {
+            let Some(k) = Key::new(r.key()) else { continue };
+            match r.kind() {
+                RecordKind::Put => {
+                    self.index.insert((c, k), r.value().to_vec());
+                }
+                RecordKind::Delete => {
+                    self.index.remove(&(c, k));
+                }
+            }
+        }
         self.usage[client] = new;
         Status::Ok
     }

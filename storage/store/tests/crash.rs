@@ -13,7 +13,7 @@
 mod common;
 
 use axolotl_store::journal::MIN_REGION_LEN;
-use axolotl_store::Store;
+use axolotl_store::{Change, Store};
 use axolotl_store_api::Status;
 use common::{garbage, image_at, state, Recorder, State, CLIENTS};
 use proptest::prelude::*;
@@ -22,6 +22,8 @@ use proptest::prelude::*;
 enum Op {
     Put(usize, u8, Vec<u8>),
     Delete(usize, u8),
+    /// Puts (`Some`) and deletes (`None`) of one client, all or nothing.
+    Batch(usize, Vec<(u8, Option<Vec<u8>>)>),
 }
 
 /// Runs `op`, checks the status is one the store may give, and updates
@@ -42,6 +44,29 @@ fn apply<M: axolotl_store::Medium>(store: &mut Store<M>, model: &mut State, op: 
             Status::NotFound => assert!(!model.contains_key(&(*c, vec![*k])), "{op:?}"),
             other => panic!("{op:?}: {other:?}"),
         },
+        Op::Batch(c, changes) => {
+            let keys: Vec<[u8; 1]> = changes.iter().map(|(k, _)| [*k]).collect();
+            let list: Vec<Change<'_>> = changes
+                .iter()
+                .zip(&keys)
+                .map(|((_, v), k)| match v {
+                    Some(v) => Change::Put(k, v),
+                    None => Change::Delete(k),
+                })
+                .collect();
+            match store.batch(*c, &list) {
+                Status::Ok => {
+                    for (k, v) in changes {
+                        match v {
+                            Some(v) => model.insert((*c, vec![*k]), v.clone()),
+                            None => model.remove(&(*c, vec![*k])),
+                        };
+                    }
+                }
+                Status::JournalFull | Status::QuotaExceeded => {}
+                other => panic!("{op:?}: {other:?}"),
+            }
+        }
     }
     assert_eq!(&state(store), model, "after {op:?}");
 }
@@ -162,6 +187,7 @@ fn a_crash_at_every_byte_of_a_used_journal() {
         .map(|op| match op {
             Op::Put(c, k, v) => Op::Put(3 - c, *k, v.iter().map(|b| b ^ 0x5a).collect()),
             Op::Delete(c, k) => Op::Delete(*c, *k),
+            Op::Batch(c, ch) => Op::Batch(*c, ch.clone()),
         })
         .collect();
     sweep(store.into_medium(), &second, 5);
@@ -190,11 +216,43 @@ fn a_crash_at_every_byte_with_large_values_near_full() {
 }
 
 fn op_strategy() -> impl Strategy<Value = Op> {
+    let change = (0u8..6, proptest::option::of((any::<u8>(), 0usize..48)))
+        .prop_map(|(k, v)| (k, v.map(|(b, n)| vec![b; n])));
     prop_oneof![
         3 => (1usize..3, 0u8..6, any::<u8>(), 0usize..48)
             .prop_map(|(c, k, b, n)| Op::Put(c, k, vec![b; n])),
         1 => (1usize..3, 0u8..6).prop_map(|(c, k)| Op::Delete(c, k)),
+        1 => (1usize..3, proptest::collection::vec(change, 1..6))
+            .prop_map(|(c, ch)| Op::Batch(c, ch)),
     ]
+}
+
+/// Batches among single puts and deletes: a crash inside a batch must leave
+/// all of it or none of it (`check` allows only the states before and
+/// after each operation), including batches that compact.
+#[test]
+fn a_crash_at_every_byte_of_batches() {
+    let ops: Vec<Op> = (0..60u32)
+        .map(|i| {
+            let client = 1 + (i as usize % 2);
+            match i % 4 {
+                0 => Op::Put(client, (i % 6) as u8, vec![i as u8; (i as usize * 11) % 50]),
+                1 => Op::Delete(client, ((i + 2) % 6) as u8),
+                _ => Op::Batch(
+                    client,
+                    (0..(2 + i % 4))
+                        .map(|j| {
+                            let k = ((i + j) % 6) as u8;
+                            let v = (j % 3 != 2)
+                                .then(|| vec![(i + j) as u8; ((i * 7 + j * 5) % 45) as usize]);
+                            (k, v)
+                        })
+                        .collect(),
+                ),
+            }
+        })
+        .collect();
+    sweep(vec![0; 1088], &ops, 3);
 }
 
 proptest! {

@@ -139,3 +139,37 @@ fn compaction_refuses_a_live_set_that_does_not_fit() {
     assert_eq!(j.medium(), &before, "nothing written");
     assert_eq!(j.live_half(), 0);
 }
+
+/// A batch's records carry the *more* flag (header byte 11), all but the
+/// last; a batch cut short by a crash applies not at all, and the next
+/// append goes where it began.
+#[test]
+fn a_batch_applies_whole_or_not_at_all() {
+    let (mut j, _) = attach(vec![0; 1088]);
+    j.append(&put(b"a", b"1")).unwrap();
+    let before = j.used();
+    let batch = [
+        put(b"b", b"2"),
+        put(b"c", b"3"),
+        Record::delete(1, b"a").unwrap(),
+    ];
+    j.append_batch(&batch).unwrap();
+    let r = j.into_medium();
+    let base = SUPERBLOCK_LEN + before;
+    assert_eq!(r[base + 11], 1, "first of the batch: more follows");
+    let last = base + batch[0].encoded_len() + batch[1].encoded_len();
+    assert_eq!(r[last + 11], 0, "last of the batch");
+    // Whole: all three replay.
+    let (_, seen) = attach(r.clone());
+    assert_eq!(seen.len(), 4);
+    assert_eq!(seen[3], owned(&batch[2]));
+    // Its last record's commit word torn: none of the batch replays.
+    let mut torn = r;
+    torn[last] ^= 0xff;
+    let (mut j, seen) = attach(torn);
+    assert_eq!(seen, vec![owned(&put(b"a", b"1"))]);
+    assert_eq!(j.used(), before, "appending goes on where the batch began");
+    j.append(&put(b"d", b"4")).unwrap();
+    let (_, seen) = attach(j.into_medium());
+    assert_eq!(seen, vec![owned(&put(b"a", b"1")), owned(&put(b"d", b"4"))]);
+}

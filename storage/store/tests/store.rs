@@ -232,3 +232,51 @@ proptest! {
         prop_assert_eq!(s.get(1, b"after"), Ok(&b"v"[..]));
     }
 }
+
+#[test]
+fn a_batch_changes_keys_together_and_checks_them_first() {
+    use axolotl_store::{Change, MAX_BATCH};
+    let mut s = open(vec![0; 4096]);
+    assert_eq!(s.put(1, b"a", b"old"), Status::Ok);
+    let records = s.journal().records();
+    // Only the net effect is written: b put and deleted again costs nothing.
+    let batch = [
+        Change::Put(b"b", b"x"),
+        Change::Delete(b"a"),
+        Change::Put(b"c", b"cc"),
+        Change::Delete(b"b"),
+        Change::Delete(b"never"),
+    ];
+    assert_eq!(s.batch(1, &batch), Status::Ok);
+    assert_eq!(s.journal().records(), records + 2, "delete a, put c");
+    assert_eq!(s.get(1, b"a"), Err(Status::NotFound));
+    assert_eq!(s.get(1, b"b"), Err(Status::NotFound));
+    assert_eq!(s.get(1, b"c"), Ok(&b"cc"[..]));
+    assert_eq!(s.usage(1).keys, 1);
+    let s2 = open(s.into_medium());
+    assert_eq!(s2.get(1, b"c"), Ok(&b"cc"[..]));
+    let mut s = s2;
+    // Refused whole: a bad key, an empty or over-long batch, an unknown
+    // client, a quota the batch as a whole would break.
+    assert_eq!(
+        s.batch(1, &[Change::Put(b"d", b"1"), Change::Put(b"", b"2")]),
+        Status::BadRequest
+    );
+    assert_eq!(s.batch(1, &[]), Status::BadRequest);
+    let many = vec![Change::Delete(b"z"); MAX_BATCH + 1];
+    assert_eq!(s.batch(1, &many), Status::BadRequest);
+    assert_eq!(s.batch(3, &[Change::Delete(b"c")]), Status::UnknownClient);
+    // Client 0 may keep 4 keys: five new ones in one batch are refused,
+    // and none of them is kept.
+    let keys = [b"k0", b"k1", b"k2", b"k3", b"k4"];
+    let over: Vec<Change<'_>> = keys.iter().map(|k| Change::Put(&k[..], b"v")).collect();
+    assert_eq!(s.batch(0, &over), Status::QuotaExceeded);
+    assert_eq!(
+        s.get(0, b"k0"),
+        Err(Status::NotFound),
+        "nothing of a refused batch"
+    );
+    assert_eq!(s.batch(0, &over[..4]), Status::Ok);
+    assert_eq!(s.usage(0).keys, 4);
+    assert_eq!(s.get(1, b"c"), Ok(&b"cc"[..]));
+}
