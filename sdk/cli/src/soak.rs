@@ -136,15 +136,21 @@ struct Counts {
     faults: AtomicU64,
 }
 
-/// The first few problems, with when they happened, for the report.
+/// The first few problems, with when they happened, for the report; each
+/// is also printed as it happens.
 #[derive(Default)]
 struct Problems(Mutex<Vec<String>>);
+
+/// Problems kept for the report (and printed as they happen).
+const PROBLEMS_KEPT: usize = 20;
 
 impl Problems {
     fn note(&self, t0: Instant, what: String) {
         let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if p.len() < 20 {
-            p.push(format!("{:8.1} s  {what}", t0.elapsed().as_secs_f64()));
+        if p.len() < PROBLEMS_KEPT {
+            let line = format!("{:8.1} s  {what}", t0.elapsed().as_secs_f64());
+            eprintln!("soak: problem at {line}");
+            p.push(line);
         }
     }
 }
