@@ -129,8 +129,6 @@ struct Slot {
     /// (App connections) the app was told of it.
     accepted_sent: bool,
     peer_closed_sent: bool,
-    /// (App connections) it ended; `Closed` is still to be sent.
-    closed_pending: bool,
     /// Dropped with its listen (the app went away); never listens again.
     retired: bool,
 }
@@ -141,6 +139,10 @@ pub struct TcpService {
     dev: Queues,
     sockets: SocketSet<'static>,
     slots: Vec<Slot>,
+    /// `Closed` events for app connections that ended while the app's
+    /// link had no room, oldest first. Their sockets listen again at once:
+    /// a port must not refuse connections because its app is busy.
+    owed_closed: Vec<(u8, Handle)>,
     stats: Stats,
 }
 
@@ -161,6 +163,7 @@ impl TcpService {
             dev,
             sockets: SocketSet::new(Vec::new()),
             slots: Vec::new(),
+            owed_closed: Vec::new(),
             stats: Stats::default(),
         };
         for l in listens {
@@ -192,7 +195,6 @@ impl TcpService {
                     slot.listen = l;
                     slot.retired = false;
                     slot.was_open = false;
-                    slot.closed_pending = false;
                 }
                 None => {
                     let mut s = tcp::Socket::new(
@@ -213,7 +215,6 @@ impl TcpService {
                         gen: 0,
                         accepted_sent: false,
                         peer_closed_sent: false,
-                        closed_pending: false,
                         retired: false,
                     });
                 }
@@ -252,12 +253,12 @@ impl TcpService {
     /// App PD `client` went away (restarted): its connections are reset
     /// and its ports closed.
     pub fn client_reset(&mut self, client: u8) {
+        self.owed_closed.retain(|&(c, _)| c != client);
         for slot in &mut self.slots {
             if slot.listen.app == App::Client(client) && !slot.retired {
                 self.sockets.get_mut::<tcp::Socket>(slot.handle).abort();
                 slot.retired = true;
                 slot.was_open = false;
-                slot.closed_pending = false;
             }
         }
     }
@@ -267,8 +268,7 @@ impl TcpService {
         let ok = !slot.retired
             && slot.listen.app == App::Client(client)
             && slot.gen == (h >> 8) as u8
-            && slot.was_open
-            && !slot.closed_pending;
+            && slot.was_open;
         ok.then(|| self.sockets.get_mut::<tcp::Socket>(slot.handle))
     }
 
@@ -319,7 +319,7 @@ impl TcpService {
     fn relisten(&mut self) {
         for slot in &mut self.slots {
             let s = self.sockets.get_mut::<tcp::Socket>(slot.handle);
-            if !s.is_open() && !slot.retired && !slot.closed_pending {
+            if !s.is_open() && !slot.retired {
                 slot.was_open = false;
                 if let Err(e) = s.listen(slot.listen.port) {
                     log::warn!("cannot listen on port {}: {e}", slot.listen.port);
@@ -361,6 +361,18 @@ impl TcpService {
     /// Runs the apps once; whether any byte moved.
     fn serve(&mut self, io: &mut dyn ClientIo) -> bool {
         let mut moved = false;
+        // What an app is owed comes first, in order; an app still owed
+        // something hears nothing newer this round.
+        let mut owing = [false; 256];
+        self.owed_closed.retain(|&(c, h)| {
+            if !owing[usize::from(c)] && io.room(c) {
+                io.event(c, Event::Closed(h));
+                moved = true;
+                return false;
+            }
+            owing[usize::from(c)] = true;
+            true
+        });
         for (index, slot) in self.slots.iter_mut().enumerate() {
             if slot.retired {
                 continue;
@@ -375,7 +387,10 @@ impl TcpService {
             }
             let handle = (u16::from(slot.gen) << 8) | index as u16;
             if let App::Client(c) = slot.listen.app {
-                moved |= serve_client(s, slot, c, handle, io, &mut self.stats);
+                if !owing[usize::from(c)] {
+                    let owed = &mut self.owed_closed;
+                    moved |= serve_client(s, slot, c, handle, io, &mut self.stats, owed);
+                }
                 continue;
             }
             match slot.listen.app {
@@ -424,8 +439,9 @@ impl TcpService {
             let s = self.sockets.get::<tcp::Socket>(slot.handle);
             matches!(slot.listen.app, App::Client(_))
                 && !slot.retired
-                && (slot.closed_pending || (slot.was_open && (!slot.accepted_sent || s.can_recv())))
-        })
+                && slot.was_open
+                && (!slot.accepted_sent || s.can_recv())
+        }) || !self.owed_closed.is_empty()
     }
 
     /// When [`TcpService::poll`] must run next (retransmissions, delayed
@@ -447,10 +463,19 @@ fn serve_client(
     handle: Handle,
     io: &mut dyn ClientIo,
     stats: &mut Stats,
+    owed_closed: &mut Vec<(u8, Handle)>,
 ) -> bool {
     let mut moved = false;
     if !slot.was_open {
         return false;
+    }
+    let gone = !s.is_open() || s.state() == tcp::State::TimeWait;
+    if gone && !slot.accepted_sent {
+        // Over before the app heard of it (reset, timed out): nothing to
+        // tell, and the socket listens again at once.
+        slot.was_open = false;
+        s.abort();
+        return true;
     }
     let fin_received = matches!(
         s.state(),
@@ -489,16 +514,17 @@ fn serve_client(
         slot.peer_closed_sent = true;
         moved = true;
     }
-    if !s.is_open() || s.state() == tcp::State::TimeWait {
-        slot.closed_pending = true;
-    }
-    if slot.closed_pending && io.room(c) {
-        io.event(c, Event::Closed(handle));
-        slot.closed_pending = false;
+    if gone {
+        // Gone: the app hears it now, or as soon as its link has room, and
+        // the socket listens again at once (after TIME-WAIT too: the app's
+        // side is done, and a short-lived service such as HTTP keeps up).
+        if io.room(c) {
+            io.event(c, Event::Closed(handle));
+        } else {
+            owed_closed.push((c, handle));
+        }
         slot.was_open = false;
         if s.state() == tcp::State::TimeWait {
-            // The app's side is done: listen again now rather than after
-            // TIME-WAIT, so that a short-lived service (HTTP) keeps up.
             s.abort();
         }
         moved = true;

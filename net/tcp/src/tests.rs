@@ -422,3 +422,143 @@ fn a_vanished_peer_gives_its_socket_back() {
     other.hear(&poll_collect(&mut svc, t));
     assert_ne!(other.ack, 0, "the port never served again");
 }
+
+/// An app PD's side of the socket interface, for tests: events are
+/// recorded while `room` says yes.
+#[derive(Default)]
+struct App0 {
+    room: bool,
+    events: Vec<(u8, u16)>,
+}
+
+const EV_ACCEPTED: u8 = 1;
+const EV_CLOSED: u8 = 4;
+
+impl ClientIo for App0 {
+    fn room(&mut self, _: u8) -> bool {
+        self.room
+    }
+    fn event(&mut self, _: u8, ev: Event<'_>) {
+        assert!(self.room, "an event without room");
+        self.events.push(match ev {
+            Event::Accepted(h, ..) => (EV_ACCEPTED, h),
+            Event::Data(h, _) => (2, h),
+            Event::PeerClosed(h) => (3, h),
+            Event::Closed(h) => (EV_CLOSED, h),
+        });
+    }
+}
+
+/// One millisecond of traffic between a peer and a service with app 0.
+fn step_app(svc: &mut TcpService, peer: &mut Peer, app: &mut App0, t_ms: u64) {
+    let now = Instant::from_millis(t_ms as i64);
+    peer.iface.poll(now, &mut peer.dev, &mut peer.sockets);
+    let mut sent = Vec::new();
+    peer.dev.send_to(&mut |p| sent.push(p.to_vec()));
+    for p in sent {
+        svc.input(&p);
+    }
+    let mut back = Vec::new();
+    svc.poll_with(t_ms * 1_000_000, &mut |p| back.push(p.to_vec()), app);
+    for p in back {
+        peer.dev.push(&p);
+    }
+}
+
+/// Connects, runs until the connection is established (or 200 ms pass),
+/// then resets it; whether it was established.
+fn connect_and_reset(
+    svc: &mut TcpService,
+    peer: &mut Peer,
+    app: &mut App0,
+    port: u16,
+    t: &mut u64,
+) -> bool {
+    let h = peer.connect(7, port);
+    let mut up = false;
+    for _ in 0..200 {
+        *t += 1;
+        step_app(svc, peer, app, *t);
+        up = peer.sockets.get::<tcp::Socket>(h).state() == tcp::State::Established;
+        if up {
+            break;
+        }
+    }
+    peer.sockets.get_mut::<tcp::Socket>(h).abort();
+    for _ in 0..5 {
+        *t += 1;
+        step_app(svc, peer, app, *t);
+    }
+    peer.sockets.remove(h);
+    up
+}
+
+/// A busy app (its link full) must not make its port refuse connections:
+/// connections that end meanwhile give their sockets back at once, and the
+/// app hears of them later, in order. Before, each such socket waited for
+/// the app's link; with all of the port's sockets waiting, the next
+/// connection was refused (the soak's refused connection).
+#[test]
+fn a_busy_app_does_not_make_its_port_refuse_connections() {
+    let mut svc = TcpService::new(US, 24, None, &[], 0);
+    assert!(svc.client_listen(0, 7));
+    let mut peer = Peer::new();
+    let mut app = App0 {
+        room: true,
+        ..App0::default()
+    };
+    let mut t = 0;
+    // Every socket of the port takes a connection, and the app hears of
+    // each.
+    let conns: Vec<SocketHandle> = (0..CLIENT_SOCKETS as u16)
+        .map(|i| peer.connect(7, 42000 + i))
+        .collect();
+    for _ in 0..50 {
+        t += 1;
+        step_app(&mut svc, &mut peer, &mut app, t);
+    }
+    let accepted: Vec<u16> = app
+        .events
+        .iter()
+        .filter(|e| e.0 == EV_ACCEPTED)
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(accepted.len(), CLIENT_SOCKETS);
+    // The app's link fills up; meanwhile every connection ends.
+    app.room = false;
+    for &h in &conns {
+        peer.sockets.get_mut::<tcp::Socket>(h).abort();
+    }
+    for _ in 0..5 {
+        t += 1;
+        step_app(&mut svc, &mut peer, &mut app, t);
+    }
+    for h in conns {
+        peer.sockets.remove(h);
+    }
+    // New connections are served all the same (and ones the app never
+    // heard of end without a word to it).
+    for i in 0..2 * CLIENT_SOCKETS as u16 {
+        assert!(
+            connect_and_reset(&mut svc, &mut peer, &mut app, 43000 + i, &mut t),
+            "connection {i} refused while the app's link was full"
+        );
+    }
+    // Room again: the app hears that each connection it knew ended, once,
+    // in order.
+    app.room = true;
+    for _ in 0..5 {
+        t += 1;
+        step_app(&mut svc, &mut peer, &mut app, t);
+    }
+    let closed: Vec<u16> = app
+        .events
+        .iter()
+        .filter(|e| e.0 == EV_CLOSED)
+        .map(|e| e.1)
+        .collect();
+    assert_eq!(
+        closed, accepted,
+        "each accepted connection closed once, in order"
+    );
+}
