@@ -13,11 +13,12 @@
 //!   SYN (without ACK) starts a flow; any other TCP segment of an unknown
 //!   flow is dropped.
 //! - The flow table is bounded ([`MAX_FLOWS`]). Flows expire after
-//!   [`TCP_IDLE_NS`] / [`UDP_IDLE_NS`] without a packet, and a TCP flow
-//!   that saw a FIN or RST after [`TCP_CLOSING_NS`]. When the table is
+//!   [`TCP_IDLE_NS`] / [`UDP_IDLE_NS`] without a packet, and a finished
+//!   TCP flow (an RST, or FIN both ways) after [`TCP_CLOSING_NS`]. When the table is
 //!   full, a new flow takes the place of, in this order: the TCP flow
-//!   finished longest ago (RST, or FIN both ways), the half-closed one
-//!   idle longest, the UDP or ICMP flow idle longest. A live TCP
+//!   finished longest ago (RST, or FIN both ways), the UDP or ICMP flow
+//!   idle longest (a rule lets its next datagram in again), the
+//!   half-closed TCP flow idle longest. A live TCP
 //!   connection is never pushed out: with the table full of them, the new
 //!   connection's SYN is dropped (and counted), and its sender tries again.
 //!   (Evicting live flows cut connections in the middle of their close:
@@ -37,7 +38,7 @@ pub const MAX_FLOWS: usize = 1024;
 pub const MAX_RULES: usize = 32;
 /// An idle TCP flow is forgotten after this long.
 pub const TCP_IDLE_NS: u64 = 300_000_000_000;
-/// A TCP flow that saw FIN or RST is forgotten after this long.
+/// A TCP flow that saw an RST, or FIN both ways, is forgotten after this long.
 pub const TCP_CLOSING_NS: u64 = 10_000_000_000;
 /// An idle UDP flow is forgotten after this long.
 pub const UDP_IDLE_NS: u64 = 60_000_000_000;
@@ -276,7 +277,10 @@ impl Filter {
     }
 
     fn idle_limit(key: &FlowKey, f: &Flow) -> u64 {
-        if f.closing() {
+        // A half-closed connection may still carry a long transfer the
+        // other way (and stall in it for a while): only a finished one is
+        // forgotten sooner.
+        if f.finished() {
             TCP_CLOSING_NS
         } else if key.proto == u8::from(IpProtocol::Tcp) {
             TCP_IDLE_NS
@@ -312,18 +316,18 @@ impl Filter {
         }
         if self.flows.len() >= MAX_FLOWS {
             let tcp = u8::from(IpProtocol::Tcp);
-            // Rank: finished TCP first, then half-closed, then UDP/ICMP;
-            // within a rank, idle longest first. Live TCP: never.
+            // Rank: finished TCP first, then UDP/ICMP, then half-closed
+            // TCP; within a rank, idle longest first. Live TCP: never.
             let victim = self
                 .flows
                 .iter()
                 .filter_map(|(k, f)| {
                     let rank = if k.proto != tcp {
-                        2
+                        1
                     } else if f.finished() {
                         0
                     } else if f.closing() {
-                        1
+                        2
                     } else {
                         return None;
                     };

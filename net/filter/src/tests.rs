@@ -153,14 +153,20 @@ fn flows_expire_and_closing_ones_sooner() {
         f.check(Direction::In, &reply, 2 * UDP_IDLE_NS),
         Action::Drop
     );
-    // TCP: a FIN shortens the flow's life.
+    // TCP: a FIN one way leaves the flow its full life (the other way may
+    // still carry a long transfer, and stall in it); FIN both ways
+    // shortens it.
     let syn = tcp((HOST, 5001), (US, 80), TcpControl::Syn, false);
     f.check(Direction::In, &syn, 0);
     let fin = tcp((HOST, 5001), (US, 80), TcpControl::Fin, true);
     assert_eq!(f.check(Direction::In, &fin, 1), Action::Pass);
     let late = tcp((HOST, 5001), (US, 80), TcpControl::None, true);
+    let t = 2 + TCP_CLOSING_NS;
+    assert_eq!(f.check(Direction::In, &late, t), Action::Pass);
+    let fin_back = tcp((US, 80), (HOST, 5001), TcpControl::Fin, true);
+    assert_eq!(f.check(Direction::Out, &fin_back, t + 1), Action::Pass);
     assert_eq!(
-        f.check(Direction::In, &late, 2 + TCP_CLOSING_NS),
+        f.check(Direction::In, &late, t + 2 + TCP_CLOSING_NS),
         Action::Drop
     );
 }
