@@ -319,7 +319,11 @@ impl TcpService {
     fn relisten(&mut self) {
         for slot in &mut self.slots {
             let s = self.sockets.get_mut::<tcp::Socket>(slot.handle);
-            if !s.is_open() && !slot.retired {
+            // An app's connection that ended listens again once its end
+            // was dealt with (`was_open` cleared by `serve_client`), never
+            // before: a new connection must get a new handle.
+            let unsettled = matches!(slot.listen.app, App::Client(_)) && slot.was_open;
+            if !s.is_open() && !slot.retired && !unsettled {
                 slot.was_open = false;
                 if let Err(e) = s.listen(slot.listen.port) {
                     log::warn!("cannot listen on port {}: {e}", slot.listen.port);
@@ -387,10 +391,15 @@ impl TcpService {
             }
             let handle = (u16::from(slot.gen) << 8) | index as u16;
             if let App::Client(c) = slot.listen.app {
-                if !owing[usize::from(c)] {
-                    let owed = &mut self.owed_closed;
-                    moved |= serve_client(s, slot, c, handle, io, &mut self.stats, owed);
-                }
+                // An app still owed older events hears nothing newer this
+                // round, but its ended connections are settled all the same.
+                let io: &mut dyn ClientIo = if owing[usize::from(c)] {
+                    &mut NoClients
+                } else {
+                    &mut *io
+                };
+                let owed = &mut self.owed_closed;
+                moved |= serve_client(s, slot, c, handle, io, &mut self.stats, owed);
                 continue;
             }
             match slot.listen.app {
