@@ -13,6 +13,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 
+/// How long a frame for a full gateway connection waits for room before
+/// it is dropped.
+const SEND_WAIT_MS: libc::c_int = 5;
+
 /// The environment variable naming the device.
 pub const ENV: &str = "AXOLOTL_NIC";
 
@@ -152,7 +156,22 @@ impl HostNic {
                 if !*connected {
                     return false;
                 }
-                match crate::sys::send_nonblocking(fd.as_raw_fd(), frame) {
+                let fd = fd.as_raw_fd();
+                let mut sent = crate::sys::send_nonblocking(fd, frame);
+                if let Ok(false) = sent {
+                    // The gateway is behind: wait a little for room, as a
+                    // NIC's queue would, rather than drop the frame (a lost
+                    // segment costs TCP a retransmission timeout).
+                    let mut p = [libc::pollfd {
+                        fd,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    }];
+                    if crate::sys::poll(&mut p, SEND_WAIT_MS).is_ok_and(|n| n > 0) {
+                        sent = crate::sys::send_nonblocking(fd, frame);
+                    }
+                }
+                match sent {
                     Ok(sent) => sent,
                     Err(_) => {
                         self.reconnect();
