@@ -434,6 +434,17 @@ struct App0 {
 const EV_ACCEPTED: u8 = 1;
 const EV_CLOSED: u8 = 4;
 
+impl App0 {
+    /// The handles of the events of one kind, in order.
+    fn handles(&self, kind: u8) -> Vec<u16> {
+        self.events
+            .iter()
+            .filter(|e| e.0 == kind)
+            .map(|e| e.1)
+            .collect()
+    }
+}
+
 impl ClientIo for App0 {
     fn room(&mut self, _: u8) -> bool {
         self.room
@@ -517,12 +528,7 @@ fn a_busy_app_does_not_make_its_port_refuse_connections() {
         t += 1;
         step_app(&mut svc, &mut peer, &mut app, t);
     }
-    let accepted: Vec<u16> = app
-        .events
-        .iter()
-        .filter(|e| e.0 == EV_ACCEPTED)
-        .map(|e| e.1)
-        .collect();
+    let accepted = app.handles(EV_ACCEPTED);
     assert_eq!(accepted.len(), CLIENT_SOCKETS);
     // The app's link fills up; meanwhile every connection ends.
     app.room = false;
@@ -551,12 +557,7 @@ fn a_busy_app_does_not_make_its_port_refuse_connections() {
         t += 1;
         step_app(&mut svc, &mut peer, &mut app, t);
     }
-    let closed: Vec<u16> = app
-        .events
-        .iter()
-        .filter(|e| e.0 == EV_CLOSED)
-        .map(|e| e.1)
-        .collect();
+    let closed = app.handles(EV_CLOSED);
     assert_eq!(
         closed, accepted,
         "each accepted connection closed once, in order"
