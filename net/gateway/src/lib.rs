@@ -116,8 +116,14 @@ pub struct GatewayConfig {
     pub forwards: Vec<Forward>,
 }
 
-/// Bytes of buffer each way per forwarded TCP connection.
+/// Bytes of send buffer per forwarded TCP connection.
 const TCP_BUFFER: usize = 256 * 1024;
+/// Bytes of receive buffer per forwarded TCP connection: no more than an
+/// unscaled window. smoltcp rounds a scaled window down, which moves its
+/// right edge back; bytes the system sent up to the old edge are refused,
+/// and while the window is closed so are the system's ACKs (see
+/// `axolotl_tcp::MAX_BUFFER`).
+const TCP_RX_BUFFER: usize = 65_535;
 /// Datagrams buffered each way per UDP client.
 const UDP_DATAGRAMS: usize = 32;
 /// Frames held for smoltcp before more are dropped.
@@ -438,7 +444,7 @@ impl Gateway {
         host.set_nonblocking(true).map_err(|e| e.to_string())?;
         let _ = host.set_nodelay(true);
         let mut s = tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
+            tcp::SocketBuffer::new(vec![0; TCP_RX_BUFFER]),
             tcp::SocketBuffer::new(vec![0; TCP_BUFFER]),
         );
         s.set_nagle_enabled(false);

@@ -81,7 +81,16 @@ pub const MAX_EVENT_DATA: usize = 1024;
 /// Connections at once per port an app listens on.
 pub const CLIENT_SOCKETS: usize = 8;
 /// Bytes of buffer each way per app connection.
-pub const CLIENT_BUFFER: usize = 64 * 1024;
+pub const CLIENT_BUFFER: usize = MAX_BUFFER;
+/// Bytes of receive buffer per socket at most: the largest window TCP
+/// can advertise without window scaling. smoltcp rounds a scaled window
+/// down, so with a larger buffer the window's right edge moves back by a
+/// byte whenever the free room is odd; the peer's byte at the old edge is
+/// refused, and once the window closes smoltcp also refuses the peer's
+/// ACKs (their sequence number lies past the closed window). An app that
+/// waits for that connection's send buffer to drain before it reads more
+/// then stalls it, and its other connections, for good.
+pub const MAX_BUFFER: usize = 65_535;
 /// Slots at most (handles carry 8 bits of slot).
 pub const MAX_SLOTS: usize = 256;
 /// An idle connection is probed this often.
@@ -99,7 +108,8 @@ pub struct Listen {
     pub app: App,
     /// Connections at once.
     pub sockets: usize,
-    /// Bytes of receive and of send buffer per socket.
+    /// Bytes of receive and of send buffer per socket (at most
+    /// [`MAX_BUFFER`]).
     pub buffer: usize,
 }
 
@@ -174,6 +184,10 @@ impl TcpService {
     }
 
     fn add_listen(&mut self, l: Listen) -> bool {
+        let l = Listen {
+            buffer: l.buffer.min(MAX_BUFFER),
+            ..l
+        };
         let n = l.sockets.max(1);
         let free: Vec<usize> = (0..self.slots.len())
             .filter(|&i| {

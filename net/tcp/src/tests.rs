@@ -231,6 +231,11 @@ struct RawPeer {
     ack: u32,
     /// The right edge of the window the service last advertised.
     right_edge: u32,
+    /// The window scale option of its SYN (`None`: the service scales
+    /// nothing).
+    window_scale: Option<u8>,
+    /// The scale the service applies to the windows it advertises.
+    shift: u8,
 }
 
 impl RawPeer {
@@ -240,6 +245,8 @@ impl RawPeer {
             seq,
             ack: 0,
             right_edge: 0,
+            window_scale: None,
+            shift: 0,
         }
     }
 
@@ -261,7 +268,9 @@ impl RawPeer {
             seq_number: TcpSeqNumber(seq as i32),
             ack_number: ack.then_some(TcpSeqNumber(self.ack as i32)),
             window_len: 65535,
-            window_scale: None,
+            window_scale: (control == TcpControl::Syn)
+                .then_some(self.window_scale)
+                .flatten(),
             // A large MSS: the service then acknowledges only every 64 KiB,
             // so it keeps taking segments with no ACK in between.
             max_seg_size: (control == TcpControl::Syn).then_some(65535),
@@ -298,9 +307,23 @@ impl RawPeer {
             if tcp.syn() {
                 self.ack = tcp.seq_number().0 as u32 + 1;
             }
+            if tcp.syn() {
+                self.shift = TcpRepr::parse(
+                    &tcp,
+                    &IpAddress::from(US),
+                    &IpAddress::from(self.from),
+                    &ChecksumCapabilities::default(),
+                )
+                .ok()
+                .and_then(|r| r.window_scale)
+                .filter(|_| self.window_scale.is_some())
+                .unwrap_or(0);
+            }
             if tcp.ack() {
+                // The SYN-ACK's window is never scaled.
+                let shift = if tcp.syn() { 0 } else { self.shift };
                 self.right_edge =
-                    (tcp.ack_number().0 as u32).wrapping_add(u32::from(tcp.window_len()));
+                    (tcp.ack_number().0 as u32).wrapping_add(u32::from(tcp.window_len()) << shift);
             }
         }
     }
@@ -561,5 +584,58 @@ fn a_busy_app_does_not_make_its_port_refuse_connections() {
     assert_eq!(
         closed, accepted,
         "each accepted connection closed once, in order"
+    );
+}
+
+/// The right edge of the window an app connection advertises never moves
+/// back, however the bytes arrive. smoltcp scales a window of more than
+/// 65,535 bytes and rounds it down, so with a 64 KiB buffer an odd number
+/// of free bytes moved the edge back by one: the peer's byte at the old
+/// edge was refused, and once the window closed, smoltcp refused the
+/// peer's every ACK too (their sequence number lay past a zero window).
+/// With the app waiting for that connection's send buffer to drain, the
+/// connection and every other one of the app stalled for good (the echo
+/// test's 30 s stall of six connections at once).
+#[test]
+fn an_app_connections_window_edge_never_moves_back() {
+    let mut svc = TcpService::new(US, 24, None, &[], 0);
+    assert!(svc.client_listen(0, 9));
+    let mut peer = RawPeer::new(PEER, 1000);
+    peer.window_scale = Some(0);
+    peer.connect(&mut svc, 0);
+    assert!(peer.right_edge.wrapping_sub(peer.seq) > 60_000);
+    // The app takes nothing (`poll` gives it no room): the window fills.
+    let mut t = 0;
+    let mut edge = peer.right_edge;
+    let mut closed_for = 0;
+    while closed_for < 3 {
+        let room = edge.wrapping_sub(peer.seq) as usize;
+        if room == 0 {
+            closed_for += 1;
+        }
+        // Sizes such that the free room is odd at some of the service's
+        // ACKs (it acknowledges every second segment).
+        let seg = pattern(room.min(1000 + (t / 50 % 3) as usize), t as u8);
+        if !seg.is_empty() {
+            svc.input(&peer.segment(TcpControl::Psh, true, &seg, peer.seq));
+            peer.seq = peer.seq.wrapping_add(seg.len() as u32);
+        }
+        // Past the delayed ACK: the service says where its window ends.
+        t += 50;
+        peer.hear(&poll_collect(&mut svc, t));
+        assert!(
+            (peer.right_edge.wrapping_sub(edge) as i32) >= 0,
+            "the window's right edge moved back by {} bytes after {} bytes",
+            edge.wrapping_sub(peer.right_edge),
+            peer.seq - 1001
+        );
+        assert_eq!(peer.shift, 0, "the service scales its window");
+        edge = peer.right_edge;
+        assert!(t < 60_000, "the window never closed");
+    }
+    assert_eq!(
+        svc.stats().bytes_in,
+        0,
+        "the app took bytes it had no room for"
     );
 }
