@@ -124,6 +124,8 @@ pub struct Stats {
     pub packets_out: u64,
     /// Connections accepted.
     pub accepted: u64,
+    /// Connections refused because every socket of their port was busy.
+    pub refused_busy: u64,
     /// Bytes received by the apps.
     pub bytes_in: u64,
     /// Bytes sent by the apps.
@@ -349,7 +351,52 @@ impl TcpService {
     /// Queues an IPv4 packet from the filter (dropped and counted when the
     /// queue is full or the packet too long).
     pub fn input(&mut self, packet: &[u8]) {
+        if let Some(syn) = parse_syn(packet) {
+            self.note_syn(syn);
+        }
         self.dev.push(packet);
+    }
+
+    /// A new connection to a port of ours: if every socket of the port is
+    /// busy, smoltcp refuses it with a reset. Counted, and logged with what
+    /// holds the sockets (1st, 2nd, 4th... time), since a port that refuses
+    /// connections under a light load means sockets are held too long.
+    fn note_syn(&mut self, (port, from): (u16, ([u8; 4], u16))) {
+        let mut sockets = 0;
+        let mut states = alloc::collections::BTreeMap::new();
+        for slot in self
+            .slots
+            .iter()
+            .filter(|s| !s.retired && s.listen.port == port)
+        {
+            let s = self.sockets.get::<tcp::Socket>(slot.handle);
+            let again = s.remote_endpoint().is_some_and(|e| {
+                let smoltcp::wire::IpAddress::Ipv4(a) = e.addr;
+                (a.octets(), e.port) == from
+            });
+            if s.state() == tcp::State::Listen || again {
+                return;
+            }
+            sockets += 1;
+            *states
+                .entry(alloc::format!("{}", s.state()))
+                .or_insert(0u32) += 1;
+        }
+        if sockets == 0 {
+            return;
+        }
+        self.stats.refused_busy += 1;
+        if self.stats.refused_busy.is_power_of_two() {
+            let held: Vec<_> = states
+                .iter()
+                .map(|(s, n)| alloc::format!("{n} {s}"))
+                .collect();
+            log::warn!(
+                "TCP port {port}: a connection refused, all {sockets} sockets busy ({}); {} refused so far",
+                held.join(", "),
+                self.stats.refused_busy
+            );
+        }
     }
 
     /// Runs TCP and the built-in apps at `now_ns`; every packet to send
@@ -475,6 +522,18 @@ impl TcpService {
             .poll_at(instant(now_ns), &self.sockets)
             .map(|t| (t.total_micros().max(0) as u64).saturating_mul(1_000))
     }
+}
+
+/// The local port and the sender of an IPv4 packet that opens a TCP
+/// connection (SYN without ACK); `None` for anything else or malformed.
+fn parse_syn(packet: &[u8]) -> Option<(u16, ([u8; 4], u16))> {
+    use smoltcp::wire::{IpProtocol, Ipv4Packet, TcpPacket};
+    let ip = Ipv4Packet::new_checked(packet).ok()?;
+    if ip.next_header() != IpProtocol::Tcp {
+        return None;
+    }
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    (tcp.syn() && !tcp.ack()).then(|| (tcp.dst_port(), (ip.src_addr().octets(), tcp.src_port())))
 }
 
 /// One app connection's turn: tells the app what happened, as far as

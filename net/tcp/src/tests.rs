@@ -639,3 +639,33 @@ fn an_app_connections_window_edge_never_moves_back() {
         "the app took bytes it had no room for"
     );
 }
+
+/// A connection refused because every socket of its port is busy is
+/// counted (the soak's refused connections are told apart from others by
+/// it); a repeated SYN of a connection being set up is not.
+#[test]
+fn connections_refused_for_want_of_a_socket_are_counted() {
+    let mut svc = one_small_discard_socket();
+    let mut first = RawPeer::new(PEER, 7000);
+    let syn = first.segment(TcpControl::Syn, false, &[], first.seq);
+    svc.input(&syn);
+    first.hear(&poll_collect(&mut svc, 0));
+    // The first peer's SYN again (its SYN-ACK was lost): not a refusal.
+    svc.input(&syn);
+    poll_collect(&mut svc, 1);
+    assert_eq!(svc.stats().refused_busy, 0);
+    // Another peer while the only socket is taken: refused, and counted.
+    let mut other = RawPeer::new(Ipv4Address::new(10, 0, 2, 3), 100);
+    svc.input(&other.segment(TcpControl::Syn, false, &[], other.seq));
+    other.hear(&poll_collect(&mut svc, 2));
+    assert_eq!(
+        other.ack, 0,
+        "a second connection on a port with one socket"
+    );
+    assert_eq!(svc.stats().refused_busy, 1);
+    // Not a SYN, or not TCP: not counted.
+    svc.input(&other.segment(TcpControl::None, true, &[], other.seq));
+    svc.input(&[0x45; 40]);
+    poll_collect(&mut svc, 3);
+    assert_eq!(svc.stats().refused_busy, 1);
+}
