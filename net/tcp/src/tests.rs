@@ -416,6 +416,19 @@ fn a_syn_from_the_unspecified_address_is_ignored() {
     assert_ne!(peer.ack, 0, "no SYN-ACK for a real peer after the bad SYN");
 }
 
+/// A second peer's SYN at `t_ms` to a port whose one socket is taken: it
+/// must draw no SYN-ACK.
+fn a_second_peer_is_refused(svc: &mut TcpService, t_ms: u64) -> RawPeer {
+    let mut other = RawPeer::new(Ipv4Address::new(10, 0, 2, 3), 100);
+    svc.input(&other.segment(TcpControl::Syn, false, &[], other.seq));
+    other.hear(&poll_collect(svc, t_ms));
+    assert_eq!(
+        other.ack, 0,
+        "a second connection on a port with one socket"
+    );
+    other
+}
+
 /// A peer that vanishes in the middle of a connection (say its last
 /// segments were lost and its host is gone) gives its socket back: the
 /// service probes, times out, and the port serves the next peer. Without
@@ -427,13 +440,7 @@ fn a_vanished_peer_gives_its_socket_back() {
     assert_eq!(svc.stats().accepted, 1);
     // The peer is gone: nothing it would answer arrives. Another peer's
     // SYN is refused while the socket is held...
-    let mut other = RawPeer::new(Ipv4Address::new(10, 0, 2, 3), 100);
-    svc.input(&other.segment(TcpControl::Syn, false, &[], other.seq));
-    other.hear(&poll_collect(&mut svc, 2));
-    assert_eq!(
-        other.ack, 0,
-        "a second connection on a port with one socket"
-    );
+    let mut other = a_second_peer_is_refused(&mut svc, 2);
     // ...and served once the vanished one has timed out.
     let end_ms = (KEEP_ALIVE + PEER_TIMEOUT).total_millis() + 5_000;
     let mut t = 3;
@@ -655,13 +662,7 @@ fn connections_refused_for_want_of_a_socket_are_counted() {
     poll_collect(&mut svc, 1);
     assert_eq!(svc.stats().refused_busy, 0);
     // Another peer while the only socket is taken: refused, and counted.
-    let mut other = RawPeer::new(Ipv4Address::new(10, 0, 2, 3), 100);
-    svc.input(&other.segment(TcpControl::Syn, false, &[], other.seq));
-    other.hear(&poll_collect(&mut svc, 2));
-    assert_eq!(
-        other.ack, 0,
-        "a second connection on a port with one socket"
-    );
+    let other = a_second_peer_is_refused(&mut svc, 2);
     assert_eq!(svc.stats().refused_busy, 1);
     // Not a SYN, or not TCP: not counted.
     svc.input(&other.segment(TcpControl::None, true, &[], other.seq));
