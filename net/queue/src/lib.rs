@@ -8,6 +8,7 @@
 extern crate alloc;
 
 pub mod component;
+pub mod ports;
 
 use alloc::collections::VecDeque;
 use alloc::vec;

@@ -6,7 +6,8 @@
 use crate::{DatagramIo, Endpoint, UdpService};
 use alloc::vec::Vec;
 use axolotl_netqueue::component::Transport;
-use axolotl_sdk::Os;
+use axolotl_netqueue::ports::PortBook;
+use axolotl_sdk::{Channel, Os};
 use axolotl_socket::{decode, AppLinks, Msg};
 
 /// Messages taken from one app per round at most.
@@ -29,6 +30,10 @@ pub struct UdpWithApps {
     /// forgotten their ports: the notification makes them look at the
     /// links, see the restart and bind again).
     greeted: bool,
+    /// Where the bound ports are kept, if anywhere.
+    book: Option<PortBook>,
+    /// Answers to binds, sent once the port is in the book.
+    replies: Vec<(u8, Msg<'static>)>,
 }
 
 struct LinkIo<'a>(&'a mut [App]);
@@ -63,6 +68,45 @@ impl UdpWithApps {
                 })
                 .collect(),
             greeted: false,
+            book: None,
+            replies: Vec::new(),
+        }
+    }
+
+    /// Keeps the apps' bound ports in the state store on `store`, and binds
+    /// the ones kept there by an earlier incarnation now, for the apps
+    /// that held them: their datagrams arrive before the apps have even
+    /// noticed that UDP restarted.
+    pub fn keep_ports_in(mut self, os: &mut dyn Os, store: Channel) -> UdpWithApps {
+        let (book, ports) = PortBook::open(os, store);
+        for (port, app) in ports {
+            if usize::from(app) < self.apps.len() && self.svc.client_bind(app, port) {
+                log::info!("app {app}'s UDP port {port} is bound again, from the store");
+            } else {
+                log::warn!("the store's UDP port {port} of app {app}: cannot bind it");
+            }
+        }
+        self.book = Some(book);
+        self
+    }
+
+    /// Brings the book up to date, then answers the binds it now holds.
+    fn keep_ports(&mut self, os: &mut dyn Os) {
+        if let Some(book) = &mut self.book {
+            if let Err(e) = book.keep(os, &self.svc.client_ports()) {
+                log::warn!("cannot keep the bound ports in the store: {e:?}");
+            }
+        }
+        for (k, reply) in self.replies.drain(..) {
+            let Some(app) = self.apps.get_mut(usize::from(k)) else {
+                continue;
+            };
+            if axolotl_socket::send(&mut app.links.to_app, &reply).is_err() {
+                log::warn!(
+                    "link to app {k} is full: a {} message lost",
+                    reply.op_name()
+                );
+            }
         }
     }
 
@@ -93,12 +137,8 @@ impl UdpWithApps {
                             log::warn!("app {k} cannot bind UDP port {port}: taken");
                             Msg::Refused(port)
                         };
-                        if axolotl_socket::send(&mut app.links.to_app, &reply).is_err() {
-                            log::warn!(
-                                "link to app {k} is full: a {} message lost",
-                                reply.op_name()
-                            );
-                        }
+                        // Answered once the port is in the store.
+                        self.replies.push((k, reply));
                     }
                     Ok(Msg::SendTo(port, to, data)) => {
                         if !self.svc.client_send_to(k, port, to, data) {
@@ -134,6 +174,7 @@ impl Transport for UdpWithApps {
     }
 
     fn after(&mut self, os: &mut dyn Os) -> bool {
+        self.keep_ports(os);
         // Datagrams wait for an app to give buffers back: hear of it.
         let waiting = self.svc.clients_waiting();
         let apps = self.apps.iter_mut().map(|a| (&mut a.links, true));

@@ -140,6 +140,17 @@ impl UdpService {
         }
     }
 
+    /// The ports app PDs hold, with the app that holds each.
+    pub fn client_ports(&self) -> Vec<(u16, u8)> {
+        self.ports
+            .iter()
+            .filter_map(|&(_, port, app)| match app {
+                App::Client(c) => Some((port, c)),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// App PD `client` restarted: its ports are free again.
     pub fn client_reset(&mut self, client: u8) {
         let sockets = &mut self.sockets;

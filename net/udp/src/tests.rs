@@ -178,3 +178,32 @@ fn a_restarted_app_loses_its_ports() {
     let ip = Ipv4Packet::new_checked(&out[0][..]).unwrap();
     assert!(Icmpv4Packet::new_checked(ip.payload()).is_ok());
 }
+
+/// What a restarted UDP binds from the state store (`client_ports` of its
+/// earlier incarnation) serves at once: the app's datagrams reach it with
+/// no bind by the app, and none draws port unreachable.
+#[test]
+fn ports_bound_again_from_the_list_of_an_earlier_incarnation_serve_at_once() {
+    let mut before = service();
+    assert!(before.client_bind(0, 5000));
+    assert!(before.client_bind(3, 6000));
+    let mut kept = before.client_ports();
+    kept.sort_unstable();
+    assert_eq!(kept, [(5000, 0), (6000, 3)], "apps' ports, not built-ins");
+    // UDP restarts: fresh memory, the ports from the store.
+    let mut after = service();
+    for &(port, app) in &kept {
+        assert!(after.client_bind(app, port));
+    }
+    after.input(&datagram(5000, b"right after"));
+    after.input(&datagram(6000, b"the restart"));
+    let mut io = Client {
+        room: 8,
+        ..Client::default()
+    };
+    let mut out = Vec::new();
+    after.poll_with(1_000, &mut |p| out.push(p.to_vec()), &mut io);
+    assert!(out.is_empty(), "port unreachable for a kept port");
+    let got: Vec<(u8, u16)> = io.got.iter().map(|g| (g.0, g.1)).collect();
+    assert_eq!(got, [(0, 5000), (3, 6000)]);
+}

@@ -38,8 +38,14 @@ pub fn component(os: &mut dyn Os) -> impl Handler {
             },
         )
     };
-    log::info!("UDP up; its apps bind their ports");
-    let svc = UdpWithApps::new(svc, alloc::vec![echo]);
+    let mut svc = UdpWithApps::new(svc, alloc::vec![echo]);
+    match pd::STORE {
+        Some(store) => {
+            svc = svc.keep_ports_in(os, store);
+            log::info!("UDP up; its apps' ports are kept in the store");
+        }
+        None => log::info!("UDP up; its apps bind their ports (no store: none are kept)"),
+    }
     let handler = TransportPd::new(os, svc, from, to, Wakeup::new(timer));
     // Ring counters go to the monitor, for the status page.
     Reported::new(handler, pd::PARENT)

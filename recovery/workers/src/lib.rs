@@ -51,16 +51,9 @@ impl core::fmt::Display for WorkerError {
 /// operation is idempotent, so a retry is safe).
 fn with_retry<T>(
     os: &mut dyn Os,
-    mut op: impl FnMut(&mut dyn Os) -> Result<T, StoreError>,
+    op: impl FnMut(&mut dyn Os) -> Result<T, StoreError>,
 ) -> Result<T, WorkerError> {
-    let mut last = StoreError::PeerRestarted;
-    for _ in 0..STORE_RETRIES {
-        match op(os) {
-            Err(StoreError::PeerRestarted) => last = StoreError::PeerRestarted,
-            other => return other.map_err(WorkerError::Store),
-        }
-    }
-    Err(WorkerError::Store(last))
+    axolotl_store_api::retry(os, STORE_RETRIES, op).map_err(WorkerError::Store)
 }
 
 /// Loads a `u64` counter from the store (zero if absent).

@@ -131,6 +131,25 @@ fn faults_in_the_network_pds_do_not_corrupt_or_lose_a_transfer() {
     }
 }
 
+/// UDP keeps its apps' bound ports in the state store: after a restart
+/// they are bound again from there, before echo has even noticed, and
+/// echo's own bind again is taken as a no-op.
+#[test]
+fn a_restarted_udp_binds_its_apps_ports_again_from_the_store() {
+    let (sys, p) = start("net-udp-restart");
+    assert_udp_echoed(p.udp, 5);
+    sys.wait_log("app 0 bound UDP port 7");
+    sys.inject("udp", "segv");
+    sys.wait_restarted("udp", 1);
+    sys.wait_log("app 0's UDP port 7 is bound again, from the store");
+    assert_udp_echoed(p.udp, 5);
+    // Again: what the second incarnation kept is there for the third.
+    sys.inject("udp", "panic");
+    sys.wait_restarted("udp", 2);
+    sys.wait_log_count("app 0's UDP port 7 is bound again, from the store", 2);
+    assert_udp_echoed(p.udp, 5);
+}
+
 #[test]
 fn a_restarted_tcp_resets_its_connections_and_serves_new_ones() {
     let (sys, p) = start("net-tcp-restart");

@@ -54,3 +54,21 @@ pub fn get_u64(os: &mut dyn Os, store: Channel, key: &[u8]) -> Result<Option<u64
         Err(e) => Err(e),
     }
 }
+
+/// Runs `op` again while it meets a restarting store
+/// ([`StoreError::PeerRestarted`]), up to `tries` times in all; its last
+/// result. Every operation is idempotent, so this is always safe.
+pub fn retry<T>(
+    os: &mut dyn Os,
+    tries: usize,
+    mut op: impl FnMut(&mut dyn Os) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut last = StoreError::PeerRestarted;
+    for _ in 0..tries {
+        match op(os) {
+            Err(StoreError::PeerRestarted) => last = StoreError::PeerRestarted,
+            other => return other,
+        }
+    }
+    Err(last)
+}
