@@ -116,6 +116,90 @@ impl PortBook {
     }
 }
 
+/// A transport whose apps hold ports.
+pub trait Ports {
+    /// App `app` takes `port`, or keeps it if it is its own; whether the
+    /// app holds it now.
+    fn take(&mut self, app: u8, port: u16) -> bool;
+    /// The ports apps hold.
+    fn held(&self) -> Vec<Held>;
+}
+
+/// A transport's side of keeping ports: the book, if there is a store,
+/// and the answers to the apps' requests (of type `R`), which go out only
+/// once the book holds what they confirm.
+pub struct Kept<R> {
+    book: Option<PortBook>,
+    answers: Vec<(u8, R)>,
+}
+
+impl<R> Default for Kept<R> {
+    fn default() -> Self {
+        Kept::nowhere()
+    }
+}
+
+impl<R> Kept<R> {
+    /// Ports kept nowhere: answers go out at the next [`Kept::keep`].
+    pub fn nowhere() -> Kept<R> {
+        Kept {
+            book: None,
+            answers: Vec::new(),
+        }
+    }
+
+    /// Ports kept in the store on `store`, and those an earlier
+    /// incarnation kept there (see [`PortBook::open`]).
+    pub fn in_store(os: &mut dyn Os, store: Channel) -> (Kept<R>, Vec<Held>) {
+        let (book, ports) = PortBook::open(os, store);
+        let kept = Kept {
+            book: Some(book),
+            answers: Vec::new(),
+        };
+        (kept, ports)
+    }
+
+    /// Ports kept in the store on `store`; those an earlier incarnation
+    /// kept there are taken in `ports` now, for the apps that held them
+    /// (of `apps` apps). `what` names them in the log ("TCP", "UDP").
+    pub fn restore(
+        os: &mut dyn Os,
+        store: Channel,
+        ports: &mut dyn Ports,
+        apps: usize,
+        what: &str,
+    ) -> Kept<R> {
+        let (kept, held) = Kept::in_store(os, store);
+        for (port, app) in held {
+            if usize::from(app) < apps && ports.take(app, port) {
+                log::info!("app {app}'s {what} port {port} is back, from the store");
+            } else {
+                log::warn!("the store's {what} port {port} of app {app}: it cannot have it");
+            }
+        }
+        kept
+    }
+
+    /// An answer for app `app`, to go out after the next [`Kept::keep`].
+    pub fn answer(&mut self, app: u8, answer: R) {
+        self.answers.push((app, answer));
+    }
+
+    /// Brings the book up to date with what `ports` holds (a failure is
+    /// logged: the ports still hold in this incarnation), then hands the
+    /// answers waiting to `send`, oldest first.
+    pub fn keep(&mut self, os: &mut dyn Os, ports: &dyn Ports, mut send: impl FnMut(u8, R)) {
+        if let Some(book) = &mut self.book {
+            if let Err(e) = book.keep(os, &ports.held()) {
+                log::warn!("cannot keep the apps' ports in the store: {e:?}");
+            }
+        }
+        for (app, answer) in self.answers.drain(..) {
+            send(app, answer);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +270,43 @@ mod tests {
             book.keep(&mut os, &[(7, 0)]),
             Err(StoreError::PeerRestarted)
         );
+    }
+
+    /// A transport's ports, for the tests.
+    struct Held2(Vec<Held>);
+
+    impl Ports for Held2 {
+        fn take(&mut self, app: u8, port: u16) -> bool {
+            self.0.push((port, app));
+            true
+        }
+        fn held(&self) -> Vec<Held> {
+            self.0.clone()
+        }
+    }
+
+    #[test]
+    fn answers_wait_for_the_book_and_go_out_in_order() {
+        let (mut os, _, _) = world();
+        let mut udp = Held2(vec![(7, 0), (9, 1)]);
+        let mut kept = Kept::restore(&mut os, STORE, &mut udp, 2, "UDP");
+        kept.answer(0, "bound 7");
+        kept.answer(1, "bound 9");
+        let mut out = Vec::new();
+        kept.keep(&mut os, &udp, |k, a| out.push((k, a)));
+        assert_eq!(out, [(0, "bound 7"), (1, "bound 9")]);
+        kept.keep(&mut os, &udp, |_, _| panic!("an answer twice"));
+        // The next incarnation takes what the answers confirmed; a port
+        // of an app that is not there (app 1 of 1) is not taken.
+        let mut again = Held2(vec![]);
+        let _: Kept<()> = Kept::restore(&mut os, STORE, &mut again, 1, "UDP");
+        assert_eq!(again.0, [(7, 0)]);
+        // Kept nowhere: the answers go out all the same.
+        let mut nowhere = Kept::nowhere();
+        nowhere.answer(2, "x");
+        let mut out = Vec::new();
+        nowhere.keep(&mut os, &udp, |k, a| out.push((k, a)));
+        assert_eq!(out, [(2, "x")]);
     }
 
     #[test]

@@ -245,6 +245,14 @@ pub fn send(link: &mut TxLink, m: &Msg<'_>) -> Result<(), SendError> {
     }
 }
 
+/// Sends `m` to app `app` on `link`; a full link loses it, with a
+/// warning.
+pub fn send_or_log(link: &mut TxLink, m: &Msg<'_>, app: u8) {
+    if send(link, m).is_err() {
+        log::warn!("link to app {app} is full: a {} message lost", m.op_name());
+    }
+}
+
 /// Writes `m` into `buf`: its `meta` and the payload's length; `None` if
 /// `buf` is too small.
 pub fn encode(m: &Msg<'_>, buf: &mut [u8]) -> Option<(u32, usize)> {

@@ -5,7 +5,8 @@
 use crate::{ClientIo, Event, Handle, TcpService};
 use alloc::vec::Vec;
 use axolotl_netqueue::component::Transport;
-use axolotl_sdk::Os;
+use axolotl_netqueue::ports::Kept;
+use axolotl_sdk::{Channel, Os};
 use axolotl_socket::{decode, Msg};
 
 pub use axolotl_socket::AppLinks;
@@ -29,6 +30,9 @@ pub struct TcpWithApps {
     /// forgotten their ports: the notification makes them look at the
     /// links, see the restart and listen again).
     greeted: bool,
+    /// The listening ports, kept in the store if there is one; answers to
+    /// listens go out once the port is kept.
+    kept: Kept<Msg<'static>>,
 }
 
 struct LinkIo<'a>(&'a mut [App]);
@@ -49,13 +53,7 @@ impl ClientIo for LinkIo<'_> {
             Event::PeerClosed(h) => Msg::PeerClosed(h),
             Event::Closed(h) => Msg::Closed(h),
         };
-        send(&mut a.links.to_app, &m);
-    }
-}
-
-fn send(link: &mut axolotl_link::TxLink, m: &Msg<'_>) {
-    if axolotl_socket::send(link, m).is_err() {
-        log::warn!("link to an app is full: a {} message lost", m.op_name());
+        axolotl_socket::send_or_log(&mut a.links.to_app, &m, client);
     }
 }
 
@@ -73,7 +71,17 @@ impl TcpWithApps {
                 })
                 .collect(),
             greeted: false,
+            kept: Kept::nowhere(),
         }
+    }
+
+    /// Keeps the apps' listening ports in the state store on `store`, and
+    /// listens now on the ones an earlier incarnation kept there, for the
+    /// apps that held them: a SYN is answered before the apps have even
+    /// noticed that TCP restarted.
+    pub fn keep_ports_in(mut self, os: &mut dyn Os, store: Channel) -> Self {
+        self.kept = Kept::restore(os, store, &mut self.svc, self.apps.len(), "TCP");
+        self
     }
 
     /// Takes what the apps asked for.
@@ -111,7 +119,8 @@ impl TcpWithApps {
                             log::warn!("app {k} cannot listen on TCP port {port}: taken");
                             Msg::Refused(port)
                         };
-                        send(&mut app.links.to_app, &reply);
+                        // Answered once the port is in the store.
+                        self.kept.answer(k, reply);
                     }
                     Ok(Msg::Send(h, data)) => {
                         let taken = self.svc.client_send(k, h, data);
@@ -151,6 +160,13 @@ impl Transport for TcpWithApps {
     }
 
     fn after(&mut self, os: &mut dyn Os) -> bool {
+        // Answers to the apps' ports once those are kept.
+        let apps = &mut self.apps;
+        self.kept.keep(os, &self.svc, |k, m| {
+            if let Some(a) = apps.get_mut(usize::from(k)) {
+                axolotl_socket::send_or_log(&mut a.links.to_app, &m, k);
+            }
+        });
         // Events wait for an app to give buffers back: hear of it.
         let waiting = self.svc.clients_waiting();
         let apps = self

@@ -240,9 +240,11 @@ impl TcpService {
     }
 
     /// App PD `client` listens on `port`: false if the port is taken (by
-    /// another app or a built-in service) or no slots are left. A client
-    /// listening again on its own port has restarted: its old connections
-    /// on every port are reset first.
+    /// another app or a built-in service) or no slots are left. Listening
+    /// again on a port of its own changes nothing: an app that saw TCP
+    /// restart does so, and TCP may have its ports back from the store and
+    /// connections on them already. (A restarted app is told apart by its
+    /// link, and [`TcpService::client_reset`] first.)
     pub fn client_listen(&mut self, client: u8, port: u16) -> bool {
         let owner = self
             .slots
@@ -250,9 +252,7 @@ impl TcpService {
             .find(|s| !s.retired && s.listen.port == port)
             .map(|s| s.listen.app);
         match owner {
-            Some(App::Client(c)) if c == client => {
-                self.client_reset(client);
-            }
+            Some(App::Client(c)) if c == client => return true,
             Some(_) => return false,
             None => {}
         }
@@ -264,6 +264,22 @@ impl TcpService {
         });
         self.relisten();
         ok
+    }
+
+    /// The ports app PDs listen on, with the app that listens on each.
+    pub fn client_ports(&self) -> Vec<(u16, u8)> {
+        let mut ports: Vec<(u16, u8)> = self
+            .slots
+            .iter()
+            .filter(|s| !s.retired)
+            .filter_map(|s| match s.listen.app {
+                App::Client(c) => Some((s.listen.port, c)),
+                _ => None,
+            })
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
     }
 
     /// App PD `client` went away (restarted): its connections are reset
@@ -630,3 +646,12 @@ impl axolotl_netqueue::component::Transport for TcpService {
 
 #[cfg(test)]
 mod tests;
+
+impl axolotl_netqueue::ports::Ports for TcpService {
+    fn take(&mut self, app: u8, port: u16) -> bool {
+        self.client_listen(app, port)
+    }
+    fn held(&self) -> Vec<(u16, u8)> {
+        self.client_ports()
+    }
+}

@@ -670,3 +670,39 @@ fn connections_refused_for_want_of_a_socket_are_counted() {
     poll_collect(&mut svc, 3);
     assert_eq!(svc.stats().refused_busy, 1);
 }
+
+/// A TCP restarted with its apps' ports from the store (`client_ports` of
+/// its earlier incarnation) answers a SYN at once, with no listen by the
+/// app; the app's own listen again, when it notices the restart, is a
+/// no-op that leaves the new connection alone.
+#[test]
+fn ports_listened_on_again_from_an_earlier_incarnation_answer_at_once() {
+    let mut before = TcpService::new(US, 24, None, &[], 0);
+    assert!(before.client_listen(1, 9));
+    assert!(before.client_listen(0, 80));
+    assert_eq!(before.client_ports(), [(9, 1), (80, 0)]);
+    // TCP restarts: fresh memory, the ports from the store.
+    let mut after = TcpService::new(US, 24, None, &[], 0);
+    for (port, app) in before.client_ports() {
+        assert!(after.client_listen(app, port));
+    }
+    let mut peer = RawPeer::new(PEER, 3000);
+    peer.connect(&mut after, 0);
+    assert_eq!(after.stats().accepted, 1, "no connection on a kept port");
+    // The app notices the restart and listens again: the connection stays.
+    assert!(after.client_listen(1, 9));
+    let mut app = App0 {
+        room: true,
+        ..App0::default()
+    };
+    after.poll_with(1_000_000, &mut |_| {}, &mut app);
+    assert_eq!(app.handles(EV_ACCEPTED).len(), 1);
+    assert!(
+        app.handles(EV_CLOSED).is_empty(),
+        "listening again reset it"
+    );
+    assert!(
+        !after.client_listen(0, 9),
+        "another app's port is still taken"
+    );
+}

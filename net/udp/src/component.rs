@@ -6,7 +6,7 @@
 use crate::{DatagramIo, Endpoint, UdpService};
 use alloc::vec::Vec;
 use axolotl_netqueue::component::Transport;
-use axolotl_netqueue::ports::PortBook;
+use axolotl_netqueue::ports::Kept;
 use axolotl_sdk::{Channel, Os};
 use axolotl_socket::{decode, AppLinks, Msg};
 
@@ -30,10 +30,9 @@ pub struct UdpWithApps {
     /// forgotten their ports: the notification makes them look at the
     /// links, see the restart and bind again).
     greeted: bool,
-    /// Where the bound ports are kept, if anywhere.
-    book: Option<PortBook>,
-    /// Answers to binds, sent once the port is in the book.
-    replies: Vec<(u8, Msg<'static>)>,
+    /// The bound ports, kept in the store if there is one; answers to
+    /// binds go out once the port is kept.
+    kept: Kept<Msg<'static>>,
 }
 
 struct LinkIo<'a>(&'a mut [App]);
@@ -68,8 +67,7 @@ impl UdpWithApps {
                 })
                 .collect(),
             greeted: false,
-            book: None,
-            replies: Vec::new(),
+            kept: Kept::nowhere(),
         }
     }
 
@@ -77,37 +75,9 @@ impl UdpWithApps {
     /// the ones kept there by an earlier incarnation now, for the apps
     /// that held them: their datagrams arrive before the apps have even
     /// noticed that UDP restarted.
-    pub fn keep_ports_in(mut self, os: &mut dyn Os, store: Channel) -> UdpWithApps {
-        let (book, ports) = PortBook::open(os, store);
-        for (port, app) in ports {
-            if usize::from(app) < self.apps.len() && self.svc.client_bind(app, port) {
-                log::info!("app {app}'s UDP port {port} is bound again, from the store");
-            } else {
-                log::warn!("the store's UDP port {port} of app {app}: cannot bind it");
-            }
-        }
-        self.book = Some(book);
+    pub fn keep_ports_in(mut self, os: &mut dyn Os, store: Channel) -> Self {
+        self.kept = Kept::restore(os, store, &mut self.svc, self.apps.len(), "UDP");
         self
-    }
-
-    /// Brings the book up to date, then answers the binds it now holds.
-    fn keep_ports(&mut self, os: &mut dyn Os) {
-        if let Some(book) = &mut self.book {
-            if let Err(e) = book.keep(os, &self.svc.client_ports()) {
-                log::warn!("cannot keep the bound ports in the store: {e:?}");
-            }
-        }
-        for (k, reply) in self.replies.drain(..) {
-            let Some(app) = self.apps.get_mut(usize::from(k)) else {
-                continue;
-            };
-            if axolotl_socket::send(&mut app.links.to_app, &reply).is_err() {
-                log::warn!(
-                    "link to app {k} is full: a {} message lost",
-                    reply.op_name()
-                );
-            }
-        }
     }
 
     /// Takes what the apps asked for.
@@ -138,7 +108,7 @@ impl UdpWithApps {
                             Msg::Refused(port)
                         };
                         // Answered once the port is in the store.
-                        self.replies.push((k, reply));
+                        self.kept.answer(k, reply);
                     }
                     Ok(Msg::SendTo(port, to, data)) => {
                         if !self.svc.client_send_to(k, port, to, data) {
@@ -174,7 +144,13 @@ impl Transport for UdpWithApps {
     }
 
     fn after(&mut self, os: &mut dyn Os) -> bool {
-        self.keep_ports(os);
+        // Answers to the apps' ports once those are kept.
+        let apps = &mut self.apps;
+        self.kept.keep(os, &self.svc, |k, m| {
+            if let Some(a) = apps.get_mut(usize::from(k)) {
+                axolotl_socket::send_or_log(&mut a.links.to_app, &m, k);
+            }
+        });
         // Datagrams wait for an app to give buffers back: hear of it.
         let waiting = self.svc.clients_waiting();
         let apps = self.apps.iter_mut().map(|a| (&mut a.links, true));

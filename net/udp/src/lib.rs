@@ -279,3 +279,12 @@ impl axolotl_netqueue::component::Transport for UdpService {
 
 #[cfg(test)]
 mod tests;
+
+impl axolotl_netqueue::ports::Ports for UdpService {
+    fn take(&mut self, app: u8, port: u16) -> bool {
+        self.client_bind(app, port)
+    }
+    fn held(&self) -> Vec<(u16, u8)> {
+        self.client_ports()
+    }
+}

@@ -44,8 +44,14 @@ pub fn component(os: &mut dyn Os) -> impl Handler {
             ],
         )
     };
-    log::info!("TCP up; its apps listen on their ports");
-    let svc = TcpWithApps::new(svc, apps);
+    let mut svc = TcpWithApps::new(svc, apps);
+    match pd::STORE {
+        Some(store) => {
+            svc = svc.keep_ports_in(os, store);
+            log::info!("TCP up; its apps' listening ports are kept in the store");
+        }
+        None => log::info!("TCP up; its apps listen on their ports (no store: none are kept)"),
+    }
     let handler = TransportPd::new(os, svc, from, to, Wakeup::new(timer));
     // Ring counters go to the monitor, for the status page.
     Reported::new(handler, pd::PARENT)

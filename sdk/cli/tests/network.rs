@@ -141,12 +141,12 @@ fn a_restarted_udp_binds_its_apps_ports_again_from_the_store() {
     sys.wait_log("app 0 bound UDP port 7");
     sys.inject("udp", "segv");
     sys.wait_restarted("udp", 1);
-    sys.wait_log("app 0's UDP port 7 is bound again, from the store");
+    sys.wait_log("app 0's UDP port 7 is back, from the store");
     assert_udp_echoed(p.udp, 5);
     // Again: what the second incarnation kept is there for the third.
     sys.inject("udp", "panic");
     sys.wait_restarted("udp", 2);
-    sys.wait_log_count("app 0's UDP port 7 is bound again, from the store", 2);
+    sys.wait_log_count("app 0's UDP port 7 is back, from the store", 2);
     assert_udp_echoed(p.udp, 5);
 }
 
@@ -158,6 +158,15 @@ fn a_restarted_tcp_resets_its_connections_and_serves_new_ones() {
     std::thread::sleep(Duration::from_millis(200));
     sys.inject("tcp", "segv");
     sys.wait_restarted("tcp", 1);
+    // Its apps' listening ports came back from the store, not from the
+    // apps listening again.
+    for line in [
+        "app 1's TCP port 7 is back, from the store",
+        "app 1's TCP port 9 is back, from the store",
+        "app 0's TCP port 80 is back, from the store",
+    ] {
+        sys.wait_log(line);
+    }
     // TCP's connection state is gone with it: the transfer ends in an
     // error or short, never with wrong bytes.
     if let Ok(got) = transfer.join().unwrap() {
