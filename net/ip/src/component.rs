@@ -1,6 +1,7 @@
 //! The IP PD: [`Ip`] between the NIC driver's links and the packet
 //! filter's, woken by the timer driver for ARP retries and expiry.
 
+use crate::neighbours::NeighbourBook;
 use crate::{Ip, Sink};
 use axolotl_link::{RxLink, TxLink};
 use axolotl_sdk::{ChannelSet, Handler, Instant, Os};
@@ -36,6 +37,8 @@ pub struct IpPd {
     links: IpLinks,
     wakeup: Wakeup,
     drops: LinkDrops,
+    /// Where the ARP cache is kept, if anywhere.
+    book: Option<NeighbourBook>,
 }
 
 struct LinkSink<'a> {
@@ -58,13 +61,22 @@ impl Sink for LinkSink<'_> {
 }
 
 impl IpPd {
-    /// The IP PD over `links`, woken through `wakeup`.
-    pub fn new(os: &mut dyn Os, ip: Ip, links: IpLinks, wakeup: Wakeup) -> IpPd {
+    /// The IP PD over `links`, woken through `wakeup`, keeping its ARP
+    /// cache in `book` if there is one (`ip` has learnt from it already:
+    /// [`NeighbourBook::open`]).
+    pub fn new(
+        os: &mut dyn Os,
+        ip: Ip,
+        links: IpLinks,
+        wakeup: Wakeup,
+        book: Option<NeighbourBook>,
+    ) -> IpPd {
         let mut pd = IpPd {
             ip,
             links,
             wakeup,
             drops: LinkDrops::default(),
+            book,
         };
         pd.run(os);
         pd
@@ -121,6 +133,11 @@ impl IpPd {
             os.keepalive();
             if moved == 0 && l.from_nic.request_packets() && l.down.request_packets() {
                 break;
+            }
+        }
+        if let Some(book) = &mut self.book {
+            if let Err(e) = book.keep(os, &self.ip) {
+                log::warn!("cannot keep the neighbours in the store: {e:?}");
             }
         }
         let now = os.now();

@@ -176,6 +176,37 @@ impl Ip {
         self.stats
     }
 
+    /// The neighbours the cache holds at `now` (not expired).
+    pub fn neighbours(&self, now: Nanos) -> impl Iterator<Item = neighbours::Neighbour> + '_ {
+        self.arp
+            .iter()
+            .filter(move |e| now.saturating_sub(e.learnt) < ARP_TTL_NS)
+            .map(|e| neighbours::Neighbour {
+                ip: e.ip,
+                mac: e.mac,
+                learnt: e.learnt,
+            })
+    }
+
+    /// Takes a neighbour an earlier incarnation knew (from the state
+    /// store) into the cache, unless it has expired at `now`, is not a
+    /// unicast neighbour, or the cache is full; whether it was taken.
+    pub fn remember(&mut self, n: neighbours::Neighbour, now: Nanos) -> bool {
+        let fresh = n.learnt <= now && now - n.learnt < ARP_TTL_NS;
+        let ok = fresh
+            && n.mac.is_unicast()
+            && !(n.ip.is_broadcast() || n.ip.is_multicast() || n.ip.is_unspecified())
+            && !self.arp.iter().any(|e| e.ip == n.ip);
+        ok && self
+            .arp
+            .push(ArpEntry {
+                ip: n.ip,
+                mac: n.mac,
+                learnt: n.learnt,
+            })
+            .is_ok()
+    }
+
     /// The MAC address the cache holds for `ip`, if any.
     pub fn lookup(&self, ip: Ipv4Address, now: Nanos) -> Option<EthernetAddress> {
         self.arp
@@ -530,6 +561,7 @@ impl Ip {
 }
 
 pub mod component;
+pub mod neighbours;
 
 #[cfg(test)]
 mod tests;

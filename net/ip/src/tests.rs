@@ -329,3 +329,128 @@ proptest! {
         ip.poll(ARP_RETRY_NS * 10, &mut out);
     }
 }
+
+mod kept_neighbours {
+    use super::*;
+    use crate::neighbours::{decode, encode, BadRecord, Neighbour, NeighbourBook, MAX_KEPT};
+    use axolotl_sdk::mock::MockOs;
+    use axolotl_sdk::{Channel, Os};
+    use axolotl_store::mock::{os_with_store, Calls};
+    use axolotl_store_api::MAX_VALUE_LEN;
+
+    const STORE: Channel = Channel::new(4);
+
+    fn world() -> (MockOs, Calls) {
+        os_with_store(STORE, "ip")
+    }
+
+    /// A restarted IP that read its cache from the store sends its first
+    /// packet to a known neighbour at once; one that did not asks by ARP
+    /// first.
+    #[test]
+    fn a_restarted_ip_needs_no_arp_for_a_neighbour_it_knew() {
+        let (mut os, calls) = world();
+        let (mut first, mut out) = (ip(), Out::default());
+        let mut book = NeighbourBook::open(&mut os, STORE, &mut first);
+        first.receive_frame(&arp(ArpOperation::Reply, US), 0, &mut out);
+        assert!(first.lookup(PEER, 0).is_some());
+        book.keep(&mut os, &first).unwrap();
+        // Kept once: with nothing new, no more writes.
+        let after_write = calls.made.get();
+        book.keep(&mut os, &first).unwrap();
+        assert_eq!(
+            calls.made.get(),
+            after_write,
+            "an unchanged cache written again"
+        );
+
+        // IP restarts 5 s later: fresh memory, the same store.
+        os.advance_ms(5_000);
+        let now = os.now().as_nanos();
+        let mut again = ip();
+        let _book = NeighbourBook::open(&mut os, STORE, &mut again);
+        let mut out = Out::default();
+        again.send(&udp(US, PEER, 7, b"first"), now, &mut out);
+        assert_eq!(out.nic.len(), 1);
+        let f = EthernetFrame::new_checked(&out.nic[0][..]).unwrap();
+        assert_eq!(
+            (f.dst_addr(), f.ethertype()),
+            (PEER_MAC, EthernetProtocol::Ipv4),
+            "an ARP round trip before the first packet"
+        );
+        // Without the store, the first packet waits for ARP.
+        let mut cold = ip();
+        let mut out = Out::default();
+        cold.send(&udp(US, PEER, 7, b"first"), now, &mut out);
+        let f = EthernetFrame::new_checked(&out.nic[0][..]).unwrap();
+        assert_eq!(f.ethertype(), EthernetProtocol::Arp);
+    }
+
+    /// A neighbour kept long ago has expired by the time IP comes back.
+    #[test]
+    fn an_expired_neighbour_is_not_taken_back() {
+        let (mut os, _) = world();
+        let mut first = ip();
+        let mut book = NeighbourBook::open(&mut os, STORE, &mut first);
+        first.receive_frame(&arp(ArpOperation::Reply, US), 0, &mut Out::default());
+        book.keep(&mut os, &first).unwrap();
+        os.advance_ms(ARP_TTL_NS / 1_000_000 + 1);
+        let mut again = ip();
+        let _ = NeighbourBook::open(&mut os, STORE, &mut again);
+        assert_eq!(again.neighbours(os.now().as_nanos()).count(), 0);
+    }
+
+    fn n(last: u8, learnt: u64) -> Neighbour {
+        Neighbour {
+            ip: Ipv4Address::new(10, 0, 2, last),
+            mac: EthernetAddress([2, 0, 0, 0, 0, last]),
+            learnt,
+        }
+    }
+
+    #[test]
+    fn records_round_trip_and_bad_ones_are_refused() {
+        let step = crate::neighbours::STEP_NS;
+        let kept = [n(9, 3 * step + 5), n(2, step)];
+        let mut buf = [0u8; MAX_VALUE_LEN];
+        let len = encode(&kept, &mut buf);
+        let mut got = vec![];
+        decode(&buf[..len], |x| got.push(x)).unwrap();
+        // In address order, learnt rounded down to whole steps.
+        assert_eq!(got, [n(2, step), n(9, 3 * step)]);
+        // More than fit: the most recent are kept.
+        let many: std::vec::Vec<Neighbour> = (1..=30).map(|i| n(i, u64::from(i) * step)).collect();
+        let len = encode(&many, &mut buf);
+        let mut got = vec![];
+        decode(&buf[..len], |x| got.push(x)).unwrap();
+        assert_eq!(got.len(), MAX_KEPT);
+        assert!(got
+            .iter()
+            .all(|x| x.ip.octets()[3] as usize > 30 - MAX_KEPT));
+        // Bad records give nothing.
+        let mut none = |_| panic!("a neighbour from a bad record");
+        assert_eq!(decode(&[], &mut none), Err(BadRecord::Length(0)));
+        assert_eq!(decode(&[9], &mut none), Err(BadRecord::Version(9)));
+        assert_eq!(decode(&[1, 1, 2], &mut none), Err(BadRecord::Length(3)));
+        let len = encode(&[n(2, 0), n(9, 0)], &mut buf);
+        let mut swapped = buf[..len].to_vec();
+        swapped[1..].rotate_left(crate::neighbours::ENTRY);
+        assert_eq!(decode(&swapped, &mut none), Err(BadRecord::Entry(1)));
+        // A learnt time past the clock's range saturates (it overflowed).
+        let mut late = buf[..len].to_vec();
+        late[11..15].copy_from_slice(&[0xff; 4]);
+        let mut got = vec![];
+        decode(&late, |x| got.push(x)).unwrap();
+        assert_eq!(got[0].learnt, u64::MAX);
+        let mut broadcast = buf[..len].to_vec();
+        broadcast[5..11].copy_from_slice(&[0xff; 6]);
+        assert_eq!(decode(&broadcast, &mut none), Err(BadRecord::Entry(0)));
+    }
+
+    proptest! {
+        #[test]
+        fn any_record_decodes_without_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode(&bytes, |_| {});
+        }
+    }
+}

@@ -11,7 +11,7 @@
 
 use alloc::vec::Vec;
 use axolotl_sdk::{Channel, Os};
-use axolotl_store_api::{retry, StoreError, MAX_VALUE_LEN};
+use axolotl_store_api::{Mirror, StoreError, MAX_VALUE_LEN};
 
 /// The key of the record.
 pub const KEY: &[u8] = b"ports";
@@ -67,10 +67,9 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Held>, BadRecord> {
     Ok(ports)
 }
 
-/// The record in the store, and what it last said.
+/// The record in the store.
 pub struct PortBook {
-    store: Channel,
-    saved: Vec<Held>,
+    mirror: Mirror,
 }
 
 impl PortBook {
@@ -79,10 +78,9 @@ impl PortBook {
     /// the store cannot be reached; each logged).
     pub fn open(os: &mut dyn Os, store: Channel) -> (PortBook, Vec<Held>) {
         let mut buf = [0u8; MAX_VALUE_LEN];
-        let ports = match retry(os, RETRIES, |os| {
-            axolotl_store_api::get(os, store, KEY, &mut buf)
-        }) {
-            Ok(Some(n)) => decode(&buf[..n]).unwrap_or_else(|e| {
+        let (mirror, found) = Mirror::open(os, store, KEY, RETRIES, &mut buf);
+        let ports = match found {
+            Ok(Some(record)) => decode(record).unwrap_or_else(|e| {
                 log::warn!("the ports in the store do not parse ({e:?}): starting with none");
                 Vec::new()
             }),
@@ -92,11 +90,7 @@ impl PortBook {
                 Vec::new()
             }
         };
-        let book = PortBook {
-            store,
-            saved: ports.clone(),
-        };
-        (book, ports)
+        (PortBook { mirror }, ports)
     }
 
     /// Makes the record say `ports` (in any order), if it does not
@@ -104,15 +98,7 @@ impl PortBook {
     pub fn keep(&mut self, os: &mut dyn Os, ports: &[Held]) -> Result<(), StoreError> {
         let mut sorted = ports.to_vec();
         sorted.sort_unstable();
-        if sorted == self.saved {
-            return Ok(());
-        }
-        let record = encode(&sorted);
-        retry(os, RETRIES, |os| {
-            axolotl_store_api::put(os, self.store, KEY, &record)
-        })?;
-        self.saved = sorted;
-        Ok(())
+        self.mirror.keep(os, &encode(&sorted))
     }
 }
 
@@ -203,46 +189,24 @@ impl<R> Kept<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axolotl_sdk::config::StoreClient;
     use axolotl_sdk::mock::MockOs;
     use axolotl_sdk::CallError;
-    use axolotl_store::StoreServer;
-    use std::cell::{Cell, RefCell};
-    use std::rc::Rc;
+    use axolotl_store::mock::{os_with_store, Calls};
 
     const STORE: Channel = Channel::new(1);
-    static CLIENTS: [StoreClient; 1] = [StoreClient {
-        channel: STORE,
-        namespace: "udp",
-        quota_bytes: 512,
-        quota_keys: 2,
-    }];
 
-    /// An OS whose calls reach a real store; `fail` calls before that see
-    /// the store restarting.
-    fn world() -> (MockOs, Rc<RefCell<StoreServer>>, Rc<Cell<u32>>) {
-        let journal: &'static mut [u8] = Box::leak(vec![0u8; 8192].into_boxed_slice());
-        let store = Rc::new(RefCell::new(StoreServer::init(journal, &CLIENTS)));
-        let fail = Rc::new(Cell::new(0));
-        let (s, f) = (store.clone(), fail.clone());
-        let os = MockOs::new().on_call(move |ch, msg| {
-            if f.get() > 0 {
-                f.set(f.get() - 1);
-                return Err(CallError::PeerRestarted);
-            }
-            Ok(s.borrow_mut().handle(ch, msg))
-        });
-        (os, store, fail)
+    fn world() -> (MockOs, Calls) {
+        os_with_store(STORE, "udp")
     }
 
     #[test]
     fn ports_kept_are_there_for_the_next_incarnation() {
-        let (mut os, _, fail) = world();
+        let (mut os, calls) = world();
         let (mut book, ports) = PortBook::open(&mut os, STORE);
         assert!(ports.is_empty(), "a first start finds no ports");
         book.keep(&mut os, &[(7, 0), (53, 1)]).unwrap();
         // The store restarts during the next write: it is tried again.
-        fail.set(2);
+        calls.fail_next.set(2);
         book.keep(&mut os, &[(9, 0), (7, 0), (53, 1)]).unwrap();
         // The transport restarts: fresh memory, the same store.
         let (_, ports) = PortBook::open(&mut os, STORE);
@@ -251,7 +215,7 @@ mod tests {
 
     #[test]
     fn an_unchanged_set_is_not_written_again() {
-        let (mut os, _, _) = world();
+        let (mut os, _) = world();
         let (mut book, _) = PortBook::open(&mut os, STORE);
         book.keep(&mut os, &[(7, 0)]).unwrap();
         // Any call now would fail: none is made.
@@ -262,8 +226,8 @@ mod tests {
 
     #[test]
     fn a_store_that_stays_away_is_reported_not_waited_for() {
-        let (mut os, _, fail) = world();
-        fail.set(100);
+        let (mut os, calls) = world();
+        calls.fail_next.set(100);
         let (mut book, ports) = PortBook::open(&mut os, STORE);
         assert!(ports.is_empty());
         assert_eq!(
@@ -287,7 +251,7 @@ mod tests {
 
     #[test]
     fn answers_wait_for_the_book_and_go_out_in_order() {
-        let (mut os, _, _) = world();
+        let (mut os, _) = world();
         let mut udp = Held2(vec![(7, 0), (9, 1)]);
         let mut kept = Kept::restore(&mut os, STORE, &mut udp, 2, "UDP");
         kept.answer(0, "bound 7");

@@ -3,6 +3,7 @@
 //! component out.
 
 use axolotl_ip::component::{IpLinks, IpPd};
+use axolotl_ip::neighbours::NeighbourBook;
 use axolotl_ip::{Config, Ip};
 use axolotl_monitor::query::Reported;
 use axolotl_sdk::{Handler, Os};
@@ -34,7 +35,9 @@ pub fn component(os: &mut dyn Os) -> impl Handler {
             down: axolotl_link::receiver(&pd::link::IP_DOWN),
         }
     };
-    let handler = IpPd::new(os, Ip::new(cfg), links, Wakeup::new(timer));
+    let mut ip = Ip::new(cfg);
+    let book = pd::STORE.map(|store| NeighbourBook::open(os, store, &mut ip));
+    let handler = IpPd::new(os, ip, links, Wakeup::new(timer), book);
     // Ring counters go to the monitor, for the status page.
     Reported::new(handler, pd::PARENT)
 }

@@ -150,6 +150,18 @@ fn a_restarted_udp_binds_its_apps_ports_again_from_the_store() {
     assert_udp_echoed(p.udp, 5);
 }
 
+/// IP keeps its ARP cache in the state store: a restarted IP knows the
+/// gateway at once.
+#[test]
+fn a_restarted_ip_knows_its_neighbours_from_the_store() {
+    let (sys, p) = start("net-ip-restart");
+    assert_udp_echoed(p.udp, 3);
+    sys.inject("ip", "segv");
+    sys.wait_restarted("ip", 1);
+    sys.wait_log("neighbours known again from the store: 1");
+    assert_udp_echoed(p.udp, 3);
+}
+
 #[test]
 fn a_restarted_tcp_resets_its_connections_and_serves_new_ones() {
     let (sys, p) = start("net-tcp-restart");

@@ -4,6 +4,7 @@
 //! that is gone), so a caller that sees [`StoreError::PeerRestarted`] simply
 //! tries again.
 
+use crate::protocol::MAX_VALUE_LEN;
 use crate::protocol::{
     decode_delete_reply, decode_get_reply, decode_put_reply, encode_delete, encode_get, encode_put,
 };
@@ -71,4 +72,62 @@ pub fn retry<T>(
         }
     }
     Err(last)
+}
+
+/// A value in the store that mirrors a piece of a PD's state, so that the
+/// PD's next incarnation finds it: read once at start, written whenever
+/// the state's encoding changes (and only then).
+pub struct Mirror {
+    store: Channel,
+    key: &'static [u8],
+    saved: [u8; MAX_VALUE_LEN],
+    saved_len: Option<usize>,
+    tries: usize,
+}
+
+impl Mirror {
+    /// The mirror under `key` through the store on `store` (each call
+    /// tried up to `tries` times while the store restarts), and the value
+    /// an earlier incarnation left there, read into `buf`: `Ok(None)` if
+    /// there is none.
+    pub fn open<'b>(
+        os: &mut dyn Os,
+        store: Channel,
+        key: &'static [u8],
+        tries: usize,
+        buf: &'b mut [u8; MAX_VALUE_LEN],
+    ) -> (Mirror, Result<Option<&'b [u8]>, StoreError>) {
+        let mut m = Mirror {
+            store,
+            key,
+            saved: [0; MAX_VALUE_LEN],
+            saved_len: None,
+            tries,
+        };
+        let found = match retry(os, tries, |os| get(os, store, key, &mut buf[..])) {
+            Ok(Some(n)) => {
+                m.saved[..n].copy_from_slice(&buf[..n]);
+                m.saved_len = Some(n);
+                Ok(Some(&buf[..n]))
+            }
+            other => other.map(|_| None),
+        };
+        (m, found)
+    }
+
+    /// Makes the value `value`, if it is not already; durable when this
+    /// returns `Ok`.
+    pub fn keep(&mut self, os: &mut dyn Os, value: &[u8]) -> Result<(), StoreError> {
+        if self.saved_len.is_some_and(|n| self.saved[..n] == *value) {
+            return Ok(());
+        }
+        if value.len() > MAX_VALUE_LEN {
+            return Err(StoreError::TooLarge);
+        }
+        let (store, key) = (self.store, self.key);
+        retry(os, self.tries, |os| put(os, store, key, value))?;
+        self.saved[..value.len()].copy_from_slice(value);
+        self.saved_len = Some(value.len());
+        Ok(())
+    }
 }

@@ -30,7 +30,7 @@ mod client;
 mod error;
 mod protocol;
 
-pub use client::{delete, get, get_u64, put, put_u64, retry};
+pub use client::{delete, get, get_u64, put, put_u64, retry, Mirror};
 pub use error::StoreError;
 pub use protocol::{
     decode_delete_reply, decode_get_reply, decode_put_reply, encode_delete, encode_get, encode_put,

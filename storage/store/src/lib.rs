@@ -15,6 +15,8 @@ extern crate alloc;
 
 mod crc;
 pub mod journal;
+#[cfg(any(test, feature = "mock"))]
+pub mod mock;
 mod server;
 mod store;
 
