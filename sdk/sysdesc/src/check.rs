@@ -23,6 +23,7 @@ pub(crate) fn all(s: &System, d: &mut Diags) {
     maps(s, d);
     calls(s, d);
     roles(s, d);
+    store_quotas(s, d);
     supervision(s, d);
     rings(s, d);
     links(s, d);
@@ -317,6 +318,70 @@ fn roles(s: &System, d: &mut Diags) {
                 }
             }
         }
+    }
+}
+
+/// Journal bytes per record besides its key and value: the record header
+/// and up to 7 bytes of padding (`axolotl_store::journal`, whose tests
+/// check these figures against its own).
+pub const JOURNAL_RECORD_OVERHEAD: u64 = 16 + 7;
+/// Journal bytes of the largest record (a 32-byte key, a 256-byte value).
+pub const JOURNAL_MAX_RECORD: u64 = 16 + 288;
+/// Journal bytes besides its two halves (the superblock).
+pub const JOURNAL_SUPERBLOCK: u64 = 64;
+
+/// The bytes a store client's quota can take in the journal: all of its
+/// bytes and keys live, each key a record of its own.
+pub fn quota_journal_bytes(q: &StateQuota) -> u64 {
+    u64::from(q.bytes) + u64::from(q.keys) * JOURNAL_RECORD_OVERHEAD
+}
+
+/// The live bytes a journal region of `len` bytes holds while still
+/// leaving room for the largest record: one half, less that record.
+pub fn journal_room(len: u64) -> u64 {
+    (len.saturating_sub(JOURNAL_SUPERBLOCK) / 2 / 8 * 8).saturating_sub(JOURNAL_MAX_RECORD)
+}
+
+/// Every client of the store says what it may keep, and all of it fits
+/// the journal.
+fn store_quotas(s: &System, d: &mut Diags) {
+    let Some(store) = s.store() else { return };
+    let mut total = 0;
+    for c in &s.channels {
+        for k in 0..2 {
+            let (caller, callee) = (&c.ends[k], &c.ends[1 - k]);
+            if !caller.pp || callee.pd != store {
+                continue;
+            }
+            let client = &s.pds[caller.pd];
+            match &client.state_quota {
+                Some(q) => total += quota_journal_bytes(q),
+                None => d.at(
+                    c.pos,
+                    format!(
+                        "<channel>: {} calls the state store but has no <axolotl:state quota_bytes=\"...\" quota_keys=\"...\"/>: say how much it may keep",
+                        client.name
+                    ),
+                ),
+            }
+        }
+    }
+    let p = &s.pds[store];
+    let Some(Role::Store { journal }) = &p.role else {
+        return;
+    };
+    let Some(region) = s.region(journal) else {
+        return;
+    };
+    let room = journal_room(region.size);
+    if total > room {
+        d.at(
+            region.pos,
+            format!(
+                "<memory_region name=\"{journal}\">: the store's clients may keep {total} bytes of journal records (their quotas, with {JOURNAL_RECORD_OVERHEAD} bytes per key), more than this journal of {:#x} bytes holds ({room}): make it larger or the quotas smaller",
+                region.size
+            ),
+        );
     }
 }
 

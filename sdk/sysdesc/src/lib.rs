@@ -20,6 +20,10 @@ mod lower;
 mod model;
 mod parse;
 
+pub use check::{
+    journal_room, quota_journal_bytes, JOURNAL_MAX_RECORD, JOURNAL_RECORD_OVERHEAD,
+    JOURNAL_SUPERBLOCK,
+};
 pub use diag::Diagnostic;
 pub use model::*;
 

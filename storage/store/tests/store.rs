@@ -2,6 +2,8 @@
 
 mod common;
 
+use axolotl_sdk::config::StoreClient;
+use axolotl_sdk::Channel;
 use axolotl_store::journal::{MAX_RECORD_LEN, MIN_REGION_LEN};
 use axolotl_store::{Attached, Store};
 use axolotl_store_api::{Status, MAX_KEY_LEN, MAX_VALUE_LEN};
@@ -279,4 +281,66 @@ fn a_batch_changes_keys_together_and_checks_them_first() {
     assert_eq!(s.batch(0, &over[..4]), Status::Ok);
     assert_eq!(s.usage(0).keys, 4);
     assert_eq!(s.get(1, b"c"), Ok(&b"cc"[..]));
+}
+
+/// `axolotl check` promises (`axolotl_sysdesc::journal_room`) that clients
+/// whose quotas fit a journal can fill them and rewrite them for ever:
+/// every put to the full quota of two clients, then overwrites that force
+/// compaction after compaction, never meet JOURNAL_FULL. Its figures are
+/// the journal's own.
+#[test]
+fn quotas_that_axolotl_check_accepts_always_fit_the_journal() {
+    use axolotl_sysdesc::{
+        journal_room, quota_journal_bytes, StateQuota, JOURNAL_MAX_RECORD, JOURNAL_RECORD_OVERHEAD,
+        JOURNAL_SUPERBLOCK,
+    };
+    assert_eq!(
+        JOURNAL_RECORD_OVERHEAD as usize,
+        axolotl_store::journal::RECORD_HEADER_LEN + 7
+    );
+    assert_eq!(JOURNAL_MAX_RECORD as usize, MAX_RECORD_LEN);
+    assert_eq!(
+        JOURNAL_SUPERBLOCK as usize,
+        axolotl_store::journal::SUPERBLOCK_LEN
+    );
+
+    const LEN: usize = 4096;
+    // Two clients, 8 keys each, their bytes the rest of the room.
+    let keys = 8u32;
+    let room = journal_room(LEN as u64);
+    let per_client = room / 2;
+    let bytes = (per_client - u64::from(keys) * JOURNAL_RECORD_OVERHEAD) as u32;
+    let q = StateQuota { bytes, keys };
+    assert!(2 * quota_journal_bytes(&q) <= room);
+    let clients: &'static [StoreClient] = Box::leak(Box::new([
+        StoreClient {
+            channel: Channel::new(1),
+            namespace: "a",
+            quota_bytes: bytes,
+            quota_keys: keys,
+        },
+        StoreClient {
+            channel: Channel::new(2),
+            namespace: "b",
+            quota_bytes: bytes,
+            quota_keys: keys,
+        },
+    ]));
+    let mut s = Store::new(vec![0u8; LEN], clients);
+    // Keys of odd lengths, so that padding counts too.
+    let key = |i: u32| format!("k{i:0>w$}", w = 20 + i as usize % 7).into_bytes();
+    let key_bytes: usize = (0..keys).map(|i| key(i).len()).sum();
+    let value_len = (bytes as usize - key_bytes) / keys as usize;
+    for round in 0..50u8 {
+        for c in 0..2 {
+            for i in 0..keys {
+                let v = vec![round ^ i as u8; value_len - (i as usize % 3)];
+                assert_eq!(
+                    s.put(c, &key(i), &v),
+                    Status::Ok,
+                    "round {round}, client {c}, key {i}"
+                );
+            }
+        }
+    }
 }
