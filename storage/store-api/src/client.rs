@@ -6,7 +6,8 @@
 
 use crate::protocol::MAX_VALUE_LEN;
 use crate::protocol::{
-    decode_delete_reply, decode_get_reply, decode_put_reply, encode_delete, encode_get, encode_put,
+    decode_delete_reply, decode_get_reply, decode_next_reply, decode_put_reply, encode_delete,
+    encode_get, encode_next, encode_put,
 };
 use crate::StoreError;
 use axolotl_sdk::{Channel, Os};
@@ -37,6 +38,23 @@ pub fn delete(os: &mut dyn Os, store: Channel, key: &[u8]) -> Result<bool, Store
     let msg = encode_delete(key)?;
     let reply = os.call(store, &msg)?;
     decode_delete_reply(&reply)
+}
+
+/// The first key of this PD's namespace after `after` (an empty `after`:
+/// the first of all), in byte order with shorter keys first, read into
+/// `key` with its value into `value`: their lengths, or `None` past the
+/// last key. Listing a namespace: start with `&[]`, then pass each key
+/// found.
+pub fn next(
+    os: &mut dyn Os,
+    store: Channel,
+    after: &[u8],
+    key: &mut [u8],
+    value: &mut [u8],
+) -> Result<Option<(usize, usize)>, StoreError> {
+    let msg = encode_next(after)?;
+    let reply = os.call(store, &msg)?;
+    decode_next_reply(&reply, key, value)
 }
 
 /// Stores `value` under `key` as 8 little-endian bytes.

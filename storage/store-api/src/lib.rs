@@ -30,11 +30,12 @@ mod client;
 mod error;
 mod protocol;
 
-pub use client::{delete, get, get_u64, put, put_u64, retry, Mirror};
+pub use client::{delete, get, get_u64, next, put, put_u64, retry, Mirror};
 pub use error::StoreError;
 pub use protocol::{
-    decode_delete_reply, decode_get_reply, decode_put_reply, encode_delete, encode_get, encode_put,
-    value_reply, Key, Request, Status, Value, DELETE, GET, MAX_KEY_LEN, MAX_VALUE_LEN, PUT,
+    decode_delete_reply, decode_get_reply, decode_next_reply, decode_put_reply, encode_delete,
+    encode_get, encode_next, encode_put, entry_reply, value_reply, Key, Request, Status, Value,
+    DELETE, GET, MAX_KEY_LEN, MAX_VALUE_LEN, NEXT, PUT,
 };
 
 #[cfg(test)]

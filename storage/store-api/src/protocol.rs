@@ -9,6 +9,9 @@ pub const PUT: u64 = 1;
 pub const GET: u64 = 2;
 /// Label of a DELETE request.
 pub const DELETE: u64 = 3;
+/// Label of a NEXT request: the first key after a given one (or the
+/// first of all), with its value; how a client lists its keys.
+pub const NEXT: u64 = 4;
 
 /// Longest key, in bytes (keys are never empty).
 pub const MAX_KEY_LEN: usize = 32;
@@ -193,6 +196,12 @@ pub enum Request {
         /// The key.
         key: Key,
     },
+    /// The client's first key after `after` in byte order (shorter keys
+    /// first), with its value; the very first key if `after` is `None`.
+    Next {
+        /// The key to start after.
+        after: Option<Key>,
+    },
 }
 
 /// Words needed to pack `n` bytes.
@@ -256,6 +265,15 @@ pub fn encode_delete(key: &[u8]) -> Result<Message, StoreError> {
     Ok(encode(DELETE, key, &[]))
 }
 
+/// A NEXT request: the first key after `after` (an empty `after`: the
+/// first key of all). [`StoreError::TooLarge`] if `after` is too long.
+pub fn encode_next(after: &[u8]) -> Result<Message, StoreError> {
+    if after.len() > MAX_KEY_LEN {
+        return Err(StoreError::TooLarge);
+    }
+    Ok(encode(NEXT, after, &[]))
+}
+
 impl Request {
     /// Decodes a request. Every message that is not exactly what
     /// [`Request::encode`] produces for some request is refused with
@@ -271,12 +289,13 @@ impl Request {
         }
         let key_len = (w0 & 0xffff) as usize;
         let value_len = (w0 >> 16 & 0xffff) as usize;
-        if key_len == 0 || key_len > MAX_KEY_LEN || value_len > MAX_VALUE_LEN {
+        if key_len > MAX_KEY_LEN || value_len > MAX_VALUE_LEN {
             return Err(BAD);
         }
         match msg.label() {
-            PUT => {}
-            GET | DELETE if value_len == 0 => {}
+            PUT if key_len > 0 => {}
+            GET | DELETE if key_len > 0 && value_len == 0 => {}
+            NEXT if value_len == 0 => {}
             _ => return Err(BAD),
         }
         let key_words = words_for(key_len);
@@ -288,6 +307,11 @@ impl Request {
         }
         let mut key = [0u8; MAX_KEY_LEN];
         msg.read_bytes(1, &mut key[..key_len]).ok_or(BAD)?;
+        if msg.label() == NEXT {
+            return Ok(Request::Next {
+                after: Key::new(&key[..key_len]),
+            });
+        }
         let key = Key::new(&key[..key_len]).ok_or(BAD)?;
         Ok(match msg.label() {
             PUT => {
@@ -308,13 +332,15 @@ impl Request {
             Request::Put { key, value } => encode(PUT, key.as_bytes(), value.as_bytes()),
             Request::Get { key } => encode(GET, key.as_bytes(), &[]),
             Request::Delete { key } => encode(DELETE, key.as_bytes(), &[]),
+            Request::Next { after } => encode(NEXT, after.as_ref().map_or(&[], Key::as_bytes), &[]),
         }
     }
 
-    /// The request's key.
-    pub fn key(&self) -> &Key {
+    /// The request's key (`None` for a NEXT from the start).
+    pub fn key(&self) -> Option<&Key> {
         match self {
-            Request::Put { key, .. } | Request::Get { key } | Request::Delete { key } => key,
+            Request::Put { key, .. } | Request::Get { key } | Request::Delete { key } => Some(key),
+            Request::Next { after } => after.as_ref(),
         }
     }
 }
@@ -326,6 +352,48 @@ pub fn value_reply(value: &Value) -> Message {
     let _ = msg.push(value.as_bytes().len() as u64);
     let _ = msg.push_bytes(value.as_bytes());
     msg
+}
+
+/// The reply to a NEXT that found `key` with `value`: [`Status::Ok`],
+/// `key_len | value_len << 16` in word 0, then the key's bytes, then the
+/// value's from the next word.
+pub fn entry_reply(key: &Key, value: &Value) -> Message {
+    encode(Status::Ok.label(), key.as_bytes(), value.as_bytes())
+}
+
+/// Reads the reply to a NEXT into `key` and `value`: their lengths, or
+/// `None` if there is no key after the one asked about.
+/// [`StoreError::BufferTooSmall`] if either does not fit.
+pub fn decode_next_reply(
+    msg: &Message,
+    key: &mut [u8],
+    value: &mut [u8],
+) -> Result<Option<(usize, usize)>, StoreError> {
+    let unexpected = StoreError::Unexpected(msg.label());
+    if msg.label() != Status::Ok.label() {
+        return match bare_status(msg)? {
+            Status::NotFound => Ok(None),
+            other => Err(StoreError::from_status(other).unwrap_or(unexpected)),
+        };
+    }
+    let w0 = msg.word(0).ok_or(unexpected)?;
+    let (key_len, value_len) = ((w0 & 0xffff) as usize, (w0 >> 16 & 0xffff) as usize);
+    if w0 >> 32 != 0 || key_len == 0 || key_len > MAX_KEY_LEN || value_len > MAX_VALUE_LEN {
+        return Err(unexpected);
+    }
+    let key_words = words_for(key_len);
+    if msg.words().len() != 1 + key_words + words_for(value_len)
+        || !padding_is_zero(msg, 1, key_len)
+        || !padding_is_zero(msg, 1 + key_words, value_len)
+    {
+        return Err(unexpected);
+    }
+    let (Some(k), Some(v)) = (key.get_mut(..key_len), value.get_mut(..value_len)) else {
+        return Err(StoreError::BufferTooSmall);
+    };
+    msg.read_bytes(1, k).ok_or(unexpected)?;
+    msg.read_bytes(1 + key_words, v).ok_or(unexpected)?;
+    Ok(Some((key_len, value_len)))
 }
 
 /// The status of a reply that must carry no words.

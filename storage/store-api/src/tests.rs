@@ -1,4 +1,5 @@
 use super::*;
+use crate::protocol::{decode_next_reply, encode_next, entry_reply, NEXT};
 use axolotl_sdk::{Message, MAX_MESSAGE_WORDS};
 use proptest::prelude::*;
 
@@ -184,6 +185,68 @@ proptest! {
         let msg = Message::with_words(label, &all).unwrap();
         if let Ok(req) = Request::decode(&msg) {
             prop_assert_eq!(req.encode(), msg);
+        }
+    }
+}
+
+#[test]
+fn next_requests_and_replies_round_trip_and_bad_ones_are_refused() {
+    assert_eq!(
+        Request::decode(&encode_next(&[]).unwrap()),
+        Ok(Request::Next { after: None })
+    );
+    assert_eq!(
+        Request::decode(&encode_next(b"flow").unwrap()),
+        Ok(Request::Next {
+            after: Key::new(b"flow")
+        })
+    );
+    assert_eq!(
+        encode_next(&[0; MAX_KEY_LEN + 1]),
+        Err(StoreError::TooLarge)
+    );
+    // A NEXT with a value, or an over-long key, is malformed.
+    let with_value = Message::with_words(NEXT, &[1 | 1 << 16, 7, 7]).unwrap();
+    assert_eq!(Request::decode(&with_value), Err(Status::BadRequest));
+    let long = Message::with_words(NEXT, &[33, 0, 0, 0, 0, 0]).unwrap();
+    assert_eq!(Request::decode(&long), Err(Status::BadRequest));
+    // PUT, GET and DELETE still need a key.
+    for label in [PUT, GET, DELETE] {
+        let empty = Message::with_words(label, &[0]).unwrap();
+        assert_eq!(Request::decode(&empty), Err(Status::BadRequest));
+    }
+
+    let reply = entry_reply(&Key::new(b"k1").unwrap(), &Value::new(&[9; 20]).unwrap());
+    let (mut k, mut v) = ([0u8; MAX_KEY_LEN], [0u8; MAX_VALUE_LEN]);
+    assert_eq!(decode_next_reply(&reply, &mut k, &mut v), Ok(Some((2, 20))));
+    assert_eq!((&k[..2], &v[..20]), (&b"k1"[..], &[9; 20][..]));
+    assert_eq!(
+        decode_next_reply(&Status::NotFound.reply(), &mut k, &mut v),
+        Ok(None)
+    );
+    assert_eq!(
+        decode_next_reply(&reply, &mut k[..1], &mut v),
+        Err(StoreError::BufferTooSmall)
+    );
+    // A reply with a zero-length key, or more words than it says, is refused.
+    let bad = Message::with_words(Status::Ok.label(), &[0]).unwrap();
+    assert!(matches!(
+        decode_next_reply(&bad, &mut k, &mut v),
+        Err(StoreError::Unexpected(_))
+    ));
+    let long = Message::with_words(Status::Ok.label(), &[1, 1, 0]).unwrap();
+    assert!(matches!(
+        decode_next_reply(&long, &mut k, &mut v),
+        Err(StoreError::Unexpected(_))
+    ));
+}
+
+proptest! {
+    #[test]
+    fn any_next_reply_decodes_without_a_panic(label in 0u64..8, words in proptest::collection::vec(any::<u64>(), 0..40)) {
+        if let Ok(msg) = Message::with_words(label, &words) {
+            let (mut k, mut v) = ([0u8; MAX_KEY_LEN], [0u8; MAX_VALUE_LEN]);
+            let _ = decode_next_reply(&msg, &mut k, &mut v);
         }
     }
 }

@@ -4,7 +4,7 @@ use crate::journal::Medium;
 use crate::store::Store;
 use axolotl_sdk::config::StoreClient;
 use axolotl_sdk::{Channel, ChannelSet, Handler, Message, Os};
-use axolotl_store_api::{value_reply, Request, Status, Value};
+use axolotl_store_api::{entry_reply, value_reply, Key, Request, Status, Value};
 
 /// What the server has done since it started (this incarnation), for status.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -115,6 +115,17 @@ impl<M: Medium> StoreServer<M> {
             Request::Delete { key } => {
                 self.counters.deletes += 1;
                 self.store.delete(client, key.as_bytes())
+            }
+            Request::Next { after } => {
+                self.counters.gets += 1;
+                let after = after.as_ref().map(Key::as_bytes);
+                match self.store.next(client, after) {
+                    Some((k, v)) => match (Key::new(k), Value::new(v)) {
+                        (Some(k), Some(v)) => return entry_reply(&k, &v),
+                        _ => Status::BadRequest,
+                    },
+                    None => Status::NotFound,
+                }
             }
         };
         match status {

@@ -271,6 +271,27 @@ impl<M: Medium> Store<M> {
             .ok_or(Status::NotFound)
     }
 
+    /// The first key of client `client` after `after` (the very first if
+    /// `None`), in key order (shorter keys first), with its value; `None`
+    /// past the last.
+    pub fn next(&self, client: usize, after: Option<&[u8]>) -> Option<(&[u8], &[u8])> {
+        use core::ops::Bound::{Excluded, Included, Unbounded};
+        if client >= self.clients.len() {
+            return None;
+        }
+        let c = client as u8;
+        let start = match after {
+            Some(a) => Excluded((c, Key::new(a)?)),
+            // The smallest key of all: one zero byte.
+            None => Included((c, Key::new(&[0])?)),
+        };
+        self.index
+            .range((start, Unbounded))
+            .next()
+            .filter(|((oc, _), _)| *oc == c)
+            .map(|((_, k), v)| (k.as_bytes(), v.as_slice()))
+    }
+
     /// Removes `key` of client `client`: [`Status::Ok`] once that is durable,
     /// `NotFound` if there was no such key, or why not.
     pub fn delete(&mut self, client: usize, key: &[u8]) -> Status {

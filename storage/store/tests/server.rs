@@ -219,3 +219,41 @@ proptest! {
         }
     }
 }
+
+/// NEXT lists a client's own keys in order, from the first to past the
+/// last, and never another client's.
+#[test]
+fn a_client_lists_its_own_keys_in_order() {
+    let server = Rc::new(RefCell::new(StoreServer::with_medium(
+        vec![0; 8192],
+        &CLIENTS,
+    )));
+    let mut os = os_for(server, Rc::new(RefCell::new(false)));
+    for k in [&b"b"[..], b"a", b"ab", b"\0", b"zz"] {
+        api::put(&mut os, PRODUCER, k, k).unwrap();
+    }
+    api::put(&mut os, CONSUMER, b"other", b"other").unwrap();
+    let list = |os: &mut MockOs, ch| {
+        let mut got = Vec::new();
+        let mut after = Vec::new();
+        let (mut k, mut v) = ([0u8; api::MAX_KEY_LEN], [0u8; api::MAX_VALUE_LEN]);
+        while let Some((kl, vl)) = api::next(os, ch, &after, &mut k, &mut v).unwrap() {
+            assert_eq!(&k[..kl], &v[..vl], "each key with its own value");
+            after = k[..kl].to_vec();
+            got.push(after.clone());
+        }
+        got
+    };
+    // Shorter keys first, then byte order.
+    let want: Vec<Vec<u8>> = vec![
+        b"\0".to_vec(),
+        b"a".to_vec(),
+        b"b".to_vec(),
+        b"ab".to_vec(),
+        b"zz".to_vec(),
+    ];
+    assert_eq!(list(&mut os, PRODUCER), want);
+    assert_eq!(list(&mut os, CONSUMER), vec![b"other".to_vec()]);
+    api::delete(&mut os, PRODUCER, b"b").unwrap();
+    assert_eq!(list(&mut os, PRODUCER).len(), 4);
+}
