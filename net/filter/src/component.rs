@@ -2,16 +2,18 @@
 //! packet from IP is checked inbound and goes to TCP or UDP by protocol;
 //! every packet from a transport is checked outbound and goes to IP.
 
+use crate::kept::FlowBook;
 use crate::{Action, Direction, Filter, Net, Policy, Proto, Rule};
 use axolotl_link::{RxLink, TxLink};
 use axolotl_sdk::config::FilterRule;
-use axolotl_sdk::{ChannelSet, Handler, Os};
+use axolotl_sdk::{Channel, ChannelSet, Handler, Os};
 use smoltcp::wire::{IpProtocol, Ipv4Address};
 
 /// Packets moved per link per round at most.
 const BATCH: usize = 64;
-/// How long after a start the filter resyncs open TCP connections (see
-/// [`Filter::resync_until`]).
+/// How long after a start a filter without a state store resyncs open TCP
+/// connections (see [`Filter::resync_until`]); one with a store takes its
+/// flows back from there instead, with no such window.
 pub const RESYNC_NS: u64 = 5_000_000_000;
 
 /// The policy that system.xml's rules describe.
@@ -84,16 +86,38 @@ pub struct FilterPd {
     filter: Filter,
     links: FilterLinks,
     undelivered: Undelivered,
+    /// Where the flow table is kept, if anywhere.
+    book: Option<FlowBook>,
 }
 
 impl FilterPd {
-    /// The filter PD; it resyncs open connections for [`RESYNC_NS`].
-    pub fn new(os: &mut dyn Os, mut filter: Filter, links: FilterLinks) -> FilterPd {
-        filter.resync_until(os.now().as_nanos().saturating_add(RESYNC_NS));
+    /// The filter PD. With the state store on `store`, it takes back the
+    /// flows kept there and keeps each new one there before its first
+    /// packet passes on; without, it resyncs open connections for
+    /// [`RESYNC_NS`].
+    pub fn new(
+        os: &mut dyn Os,
+        mut filter: Filter,
+        links: FilterLinks,
+        store: Option<Channel>,
+    ) -> FilterPd {
+        let now = os.now().as_nanos();
+        let book = match store {
+            Some(store) => {
+                let (book, n) = FlowBook::open(os, store, &mut filter, now);
+                log::info!("flows taken back from the store: {n}");
+                Some(book)
+            }
+            None => {
+                filter.resync_until(now.saturating_add(RESYNC_NS));
+                None
+            }
+        };
         let mut pd = FilterPd {
             filter,
             links,
             undelivered: Undelivered::default(),
+            book,
         };
         pd.run(os);
         pd
@@ -119,6 +143,10 @@ impl FilterPd {
                 let p = &buf[..n];
                 if self.filter.check(Direction::In, p, now) == Action::Drop {
                     continue;
+                }
+                // A new flow is kept before its first packet passes on.
+                if self.filter.has_added() {
+                    keep(&mut self.book, &mut self.filter, os);
                 }
                 // check() passed it, so it is a whole IPv4 header: the
                 // protocol is its byte 9 (no second parse on the path).
@@ -147,13 +175,19 @@ impl FilterPd {
                         }
                     };
                     moved += 1;
-                    if self.filter.check(Direction::Out, &buf[..n], now) == Action::Pass
-                        && l.to_ip.send(&buf[..n], 0).is_err()
-                    {
+                    if self.filter.check(Direction::Out, &buf[..n], now) == Action::Drop {
+                        continue;
+                    }
+                    if self.filter.has_added() {
+                        keep(&mut self.book, &mut self.filter, os);
+                    }
+                    if l.to_ip.send(&buf[..n], 0).is_err() {
                         self.undelivered.link_full += 1;
                     }
                 }
             }
+            // Flows forgotten this round.
+            keep(&mut self.book, &mut self.filter, os);
             for (must, ch) in [
                 (l.from_ip.must_notify(), l.from_ip.channel()),
                 (l.from_tcp.must_notify(), l.from_tcp.channel()),
@@ -175,6 +209,13 @@ impl FilterPd {
                 return;
             }
         }
+    }
+}
+
+/// Keeps what `filter` added and forgot in `book`, if there is one.
+fn keep(book: &mut Option<FlowBook>, filter: &mut Filter, os: &mut dyn Os) {
+    if let Some(book) = book {
+        book.keep(os, filter);
     }
 }
 

@@ -178,6 +178,10 @@ pub struct Filter {
     flows: BTreeMap<FlowKey, Flow>,
     stats: Stats,
     resync_until: u64,
+    /// Whether flows added and forgotten are noted (for the state store).
+    noting: bool,
+    added: alloc::vec::Vec<FlowKey>,
+    forgotten: alloc::vec::Vec<FlowKey>,
 }
 
 /// A packet's protocol, both ends and TCP flags, as the filter needs them.
@@ -258,7 +262,32 @@ impl Filter {
             flows: BTreeMap::new(),
             stats: Stats::default(),
             resync_until: 0,
+            noting: false,
+            added: alloc::vec::Vec::new(),
+            forgotten: alloc::vec::Vec::new(),
         }
+    }
+
+    /// From now on, notes the flows it adds and forgets, for
+    /// [`Filter::take_added`] and [`Filter::take_forgotten`] (which must
+    /// then be called, or the notes grow).
+    pub fn note_changes(&mut self) {
+        self.noting = true;
+    }
+
+    /// Whether flows were added since the last [`Filter::take_added`].
+    pub fn has_added(&self) -> bool {
+        !self.added.is_empty()
+    }
+
+    /// The flows added since the last call, oldest first.
+    pub fn take_added(&mut self) -> alloc::vec::Vec<FlowKey> {
+        core::mem::take(&mut self.added)
+    }
+
+    /// The flows forgotten since the last call (expired or pushed out).
+    pub fn take_forgotten(&mut self) -> alloc::vec::Vec<FlowKey> {
+        core::mem::take(&mut self.forgotten)
     }
 
     /// What was counted.
@@ -273,7 +302,9 @@ impl Filter {
 
     /// Takes back a flow saved before a restart.
     pub fn restore_flow(&mut self, key: FlowKey, now: u64) {
+        let noting = core::mem::replace(&mut self.noting, false);
         self.remember(key, now);
+        self.noting = noting;
     }
 
     fn idle_limit(key: &FlowKey, f: &Flow) -> u64 {
@@ -300,8 +331,14 @@ impl Filter {
 
     /// Forgets flows idle too long.
     pub fn expire(&mut self, now: u64) {
-        self.flows
-            .retain(|k, f| now.saturating_sub(f.last) < Self::idle_limit(k, f));
+        let (noting, forgotten) = (self.noting, &mut self.forgotten);
+        self.flows.retain(|k, f| {
+            let keep = now.saturating_sub(f.last) < Self::idle_limit(k, f);
+            if !keep && noting {
+                forgotten.push(*k);
+            }
+            keep
+        });
     }
 
     /// Records a new flow; false if the table is full of live TCP
@@ -338,6 +375,9 @@ impl Filter {
             match victim {
                 Some(k) => {
                     self.flows.remove(&k);
+                    if self.noting {
+                        self.forgotten.push(k);
+                    }
                 }
                 None => return false,
             }
@@ -349,6 +389,11 @@ impl Filter {
                 ..Flow::default()
             },
         );
+        if self.noting {
+            // A key forgotten and added again in one round stays.
+            self.forgotten.retain(|k| *k != key);
+            self.added.push(key);
+        }
         true
     }
 
@@ -395,6 +440,7 @@ impl Filter {
 }
 
 pub mod component;
+pub mod kept;
 
 #[cfg(test)]
 mod tests;

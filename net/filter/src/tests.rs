@@ -300,3 +300,151 @@ fn a_full_table_gives_way_finished_flows_first_and_never_live_ones() {
     assert_eq!(f.check(Direction::In, &ack(a0, b0), 6006), Action::Pass);
     assert_eq!(f.flows().count(), MAX_FLOWS);
 }
+
+mod kept_flows {
+    use super::*;
+    use crate::kept::{decode_key, encode_key, FlowBook};
+    use axolotl_sdk::mock::MockOs;
+    use axolotl_sdk::Channel;
+    use axolotl_store::mock::os_with_store;
+
+    const STORE: Channel = Channel::new(4);
+    const MINUTE: u64 = 60_000_000_000;
+
+    /// The keys in the filter's namespace of the store.
+    fn kept(os: &mut MockOs) -> std::vec::Vec<FlowKey> {
+        let (mut k, mut v) = ([0u8; 32], [0u8; 256]);
+        let mut after = std::vec::Vec::new();
+        let mut out = std::vec::Vec::new();
+        while let Some((n, _)) = axolotl_store_api::next(os, STORE, &after, &mut k, &mut v).unwrap()
+        {
+            out.push(decode_key(&k[..n]).unwrap());
+            after = k[..n].to_vec();
+        }
+        out
+    }
+
+    /// What the filter PD does with a packet: check it, and keep a new
+    /// flow before the packet passes on.
+    fn pass(
+        f: &mut Filter,
+        book: &mut FlowBook,
+        os: &mut MockOs,
+        dir: Direction,
+        p: &[u8],
+        now: u64,
+    ) -> bool {
+        let passed = f.check(dir, p, now) == Action::Pass;
+        if f.has_added() {
+            book.keep(os, f);
+            assert!(!f.has_added());
+        }
+        passed
+    }
+
+    /// After a restart, the connections that were open pass both ways even
+    /// after a minute of silence, and a stray segment to an open port is
+    /// dropped at once: no grace window.
+    #[test]
+    fn a_restarted_filter_passes_its_open_connections_and_no_stray() {
+        let (mut os, _) = os_with_store(STORE, "filter");
+        let mut f = Filter::new(policy());
+        let (mut book, n) = FlowBook::open(&mut os, STORE, &mut f, 0);
+        assert_eq!(n, 0);
+        let syn = tcp((HOST, 5000), (US, 7), TcpControl::Syn, false);
+        assert!(pass(&mut f, &mut book, &mut os, Direction::In, &syn, 1));
+        // Kept before the SYN went on.
+        assert_eq!(kept(&mut os).len(), 1);
+        let ack_out = tcp((US, 7), (HOST, 5000), TcpControl::Syn, true);
+        assert!(pass(
+            &mut f,
+            &mut book,
+            &mut os,
+            Direction::Out,
+            &ack_out,
+            2
+        ));
+
+        // The filter restarts: fresh memory, the same store.
+        let mut g = Filter::new(policy());
+        let (mut book, n) = FlowBook::open(&mut os, STORE, &mut g, 3);
+        assert_eq!(n, 1);
+        let stray = tcp((HOST, 5001), (US, 7), TcpControl::None, true);
+        assert!(!pass(&mut g, &mut book, &mut os, Direction::In, &stray, 4));
+        let ack_in = tcp((HOST, 5000), (US, 7), TcpControl::None, true);
+        assert!(pass(
+            &mut g,
+            &mut book,
+            &mut os,
+            Direction::In,
+            &ack_in,
+            MINUTE
+        ));
+        let ack_out = tcp((US, 7), (HOST, 5000), TcpControl::None, true);
+        assert!(pass(
+            &mut g,
+            &mut book,
+            &mut os,
+            Direction::Out,
+            &ack_out,
+            MINUTE + 1
+        ));
+        assert_eq!(g.stats().passed_established, 2);
+    }
+
+    /// A flow the filter forgets leaves the store too; one added and
+    /// forgotten in one round never stays there.
+    #[test]
+    fn forgotten_flows_leave_the_store() {
+        let (mut os, calls) = os_with_store(STORE, "filter");
+        let mut f = Filter::new(policy());
+        let (mut book, _) = FlowBook::open(&mut os, STORE, &mut f, 0);
+        let dns = udp((US, 4000), (FAR, 53));
+        assert!(pass(&mut f, &mut book, &mut os, Direction::Out, &dns, 1));
+        assert_eq!(kept(&mut os).len(), 1);
+        f.expire(UDP_IDLE_NS + 2);
+        book.keep(&mut os, &mut f);
+        assert!(kept(&mut os).is_empty());
+        // A store that stays away: counted, and the flow still passes.
+        calls.fail_next.set(1_000);
+        assert!(pass(
+            &mut f,
+            &mut book,
+            &mut os,
+            Direction::Out,
+            &dns,
+            UDP_IDLE_NS + 3
+        ));
+        assert!(book.failures > 0);
+    }
+
+    #[test]
+    fn keys_round_trip_and_others_are_not_flows() {
+        let k = FlowKey {
+            proto: 6,
+            local: (US, 7),
+            remote: (FAR, 65535),
+        };
+        assert_eq!(decode_key(&encode_key(&k)), Some(k));
+        assert_eq!(decode_key(b"ports"), None);
+        assert_eq!(decode_key(&[0; 14]), None);
+    }
+
+    /// A key in the namespace that is no flow is deleted, and the rest
+    /// still come back.
+    #[test]
+    fn a_key_that_is_no_flow_is_dropped_and_the_rest_come_back() {
+        let (mut os, _) = os_with_store(STORE, "filter");
+        let k = FlowKey {
+            proto: 17,
+            local: (US, 4000),
+            remote: (FAR, 53),
+        };
+        axolotl_store_api::put(&mut os, STORE, &encode_key(&k), &[]).unwrap();
+        axolotl_store_api::put(&mut os, STORE, b"junk", b"x").unwrap();
+        let mut f = Filter::new(policy());
+        let (_, n) = FlowBook::open(&mut os, STORE, &mut f, 0);
+        assert_eq!(n, 1);
+        assert_eq!(kept(&mut os), [k]);
+    }
+}

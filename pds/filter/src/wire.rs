@@ -25,7 +25,7 @@ pub fn component(os: &mut dyn Os) -> impl Handler {
         }
     };
     let filter = Filter::new(policy(pd::FILTER_RULES, pd::FILTER_DEFAULT_PASS));
-    let handler = FilterPd::new(os, filter, links);
+    let handler = FilterPd::new(os, filter, links, pd::STORE);
     // Ring counters go to the monitor, for the status page.
     Reported::new(handler, pd::PARENT)
 }

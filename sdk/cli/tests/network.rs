@@ -150,6 +150,30 @@ fn a_restarted_udp_binds_its_apps_ports_again_from_the_store() {
     assert_udp_echoed(p.udp, 5);
 }
 
+/// The filter keeps its flow table in the state store: a connection open
+/// across the filter's restart, idle meanwhile, carries on with no grace
+/// window (which is gone: the flows come back from the store).
+#[test]
+fn a_restarted_filter_takes_its_flows_back_from_the_store() {
+    let (sys, p) = start("net-filter-restart");
+    let mut idle = connect(p.echo);
+    idle.write_all(b"before").unwrap();
+    let mut got = [0u8; 6];
+    idle.read_exact(&mut got).unwrap();
+    sys.inject("filter", "segv");
+    sys.wait_restarted("filter", 1);
+    let log = sys.wait_log_count("flows taken back from the store: ", 2);
+    let last = log
+        .lines()
+        .rev()
+        .find_map(|l| l.split("flows taken back from the store: ").nth(1))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(last.is_some_and(|n| n >= 1), "no flow came back:\n{log}");
+    idle.write_all(b"after!").unwrap();
+    idle.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"after!");
+}
+
 /// IP keeps its ARP cache in the state store: a restarted IP knows the
 /// gateway at once.
 #[test]
