@@ -8,7 +8,8 @@
 //! is forgotten. A restarted filter lists its keys with NEXT and takes
 //! each flow back. A key that does not parse is deleted and logged.
 
-use crate::{Filter, FlowKey};
+use crate::{Filter, FlowKey, FlowState, MAX_FLOWS};
+use alloc::vec::Vec;
 use axolotl_sdk::{Channel, Os};
 use axolotl_store_api::{StoreError, MAX_KEY_LEN, MAX_VALUE_LEN};
 use smoltcp::wire::Ipv4Address;
@@ -59,35 +60,56 @@ impl FlowBook {
         now: u64,
     ) -> (FlowBook, usize) {
         let mut book = FlowBook { store, failures: 0 };
-        let (mut key, mut after) = ([0u8; MAX_KEY_LEN], ([0u8; MAX_KEY_LEN], 0));
-        let mut value = [0u8; MAX_VALUE_LEN];
-        let mut restored = 0;
+        let (mut key, mut value) = ([0u8; MAX_KEY_LEN], [0u8; MAX_VALUE_LEN]);
+        let mut after: Vec<u8> = Vec::new();
+        let mut found: Vec<(FlowKey, FlowState)> = Vec::new();
+        let mut junk: Vec<Vec<u8>> = Vec::new();
         loop {
-            let from = &after.0[..after.1];
-            let found = axolotl_store_api::retry(os, RETRIES, |os| {
-                axolotl_store_api::next(os, store, from, &mut key, &mut value)
+            let listed = axolotl_store_api::retry(os, RETRIES, |os| {
+                axolotl_store_api::next(os, store, &after, &mut key, &mut value)
             });
-            let n = match found {
-                Ok(Some((n, _))) => n,
+            let (n, v) = match listed {
+                Ok(Some(lens)) => lens,
                 Ok(None) => break,
                 Err(e) => {
-                    log::warn!("cannot list the flows in the store ({e:?}): {restored} taken back");
+                    log::warn!("cannot list the flows in the store ({e:?})");
                     book.failures += 1;
                     break;
                 }
             };
-            match decode_key(&key[..n]) {
-                Some(flow) => {
-                    filter.restore_flow(flow, now);
-                    restored += 1;
+            match (decode_key(&key[..n]), &value[..v]) {
+                (Some(flow), &[state])
+                    if state <= crate::FLOW_FIN_OUT | crate::FLOW_FIN_IN | crate::FLOW_RST =>
+                {
+                    found.push((flow, state))
                 }
-                None => {
-                    log::warn!("a key of {n} bytes in the store is no flow: deleted");
-                    let _ = axolotl_store_api::delete(os, store, &key[..n]);
-                }
+                _ => junk.push(key[..n].to_vec()),
             }
-            after.0[..n].copy_from_slice(&key[..n]);
-            after.1 = n;
+            after.clear();
+            after.extend_from_slice(&key[..n]);
+        }
+        // Unfinished flows first: they are the ones whose packets must not
+        // be dropped as strays.
+        found.sort_by_key(|&(_, state)| state != 0);
+        let mut restored = 0;
+        for (i, &(flow, state)) in found.iter().enumerate() {
+            if i < MAX_FLOWS && filter.restore_flow(flow, state, now) {
+                restored += 1;
+            } else {
+                junk.push(encode_key(&flow).to_vec());
+            }
+        }
+        if !junk.is_empty() {
+            log::warn!(
+                "{} keys in the store are no flow, or no room for them: deleted",
+                junk.len()
+            );
+        }
+        for k in junk {
+            let r = axolotl_store_api::retry(os, RETRIES, |os| {
+                axolotl_store_api::delete(os, store, &k)
+            });
+            book.note(r.map(|_| ()), "delete");
         }
         filter.note_changes();
         (book, restored)
@@ -98,10 +120,10 @@ impl FlowBook {
     /// flow still holds in this incarnation.
     pub fn keep(&mut self, os: &mut dyn Os, filter: &mut Filter) {
         let store = self.store;
-        for k in filter.take_added() {
+        for (k, state) in filter.take_added() {
             let key = encode_key(&k);
             let r = axolotl_store_api::retry(os, RETRIES, |os| {
-                axolotl_store_api::put(os, store, &key, &[])
+                axolotl_store_api::put(os, store, &key, &[state])
             });
             self.note(r.map(|_| ()), "write");
         }

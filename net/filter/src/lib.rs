@@ -137,9 +137,26 @@ struct Flow {
     fin_out: bool,
     fin_in: bool,
     rst: bool,
+    /// Taken back from the state store, and no packet of it seen since.
+    restored: bool,
 }
 
+/// A flow's state as the state store keeps it: [`FLOW_FIN_OUT`],
+/// [`FLOW_FIN_IN`] and [`FLOW_RST`] bits.
+pub type FlowState = u8;
+/// A FIN went out.
+pub const FLOW_FIN_OUT: FlowState = 1;
+/// A FIN came in.
+pub const FLOW_FIN_IN: FlowState = 2;
+/// An RST went either way.
+pub const FLOW_RST: FlowState = 4;
+
 impl Flow {
+    fn state(&self) -> FlowState {
+        (u8::from(self.fin_out) * FLOW_FIN_OUT)
+            | (u8::from(self.fin_in) * FLOW_FIN_IN)
+            | (u8::from(self.rst) * FLOW_RST)
+    }
     fn closing(&self) -> bool {
         self.fin_out || self.fin_in || self.rst
     }
@@ -180,7 +197,8 @@ pub struct Filter {
     resync_until: u64,
     /// Whether flows added and forgotten are noted (for the state store).
     noting: bool,
-    added: alloc::vec::Vec<FlowKey>,
+    /// Flows added, or whose state changed, with their state now.
+    added: alloc::vec::Vec<(FlowKey, FlowState)>,
     forgotten: alloc::vec::Vec<FlowKey>,
 }
 
@@ -275,13 +293,15 @@ impl Filter {
         self.noting = true;
     }
 
-    /// Whether flows were added since the last [`Filter::take_added`].
+    /// Whether flows were added (or finished) since the last
+    /// [`Filter::take_added`].
     pub fn has_added(&self) -> bool {
         !self.added.is_empty()
     }
 
-    /// The flows added since the last call, oldest first.
-    pub fn take_added(&mut self) -> alloc::vec::Vec<FlowKey> {
+    /// The flows added since the last call, and those that finished (an
+    /// RST, or FIN both ways), each with its state now; oldest first.
+    pub fn take_added(&mut self) -> alloc::vec::Vec<(FlowKey, FlowState)> {
         core::mem::take(&mut self.added)
     }
 
@@ -300,11 +320,25 @@ impl Filter {
         self.flows.keys().copied()
     }
 
-    /// Takes back a flow saved before a restart.
-    pub fn restore_flow(&mut self, key: FlowKey, now: u64) {
-        let noting = core::mem::replace(&mut self.noting, false);
-        self.remember(key, now);
-        self.noting = noting;
+    /// Takes back a flow saved before a restart, in `state`; whether it
+    /// found room (it pushes no flow out). Until a packet of it passes, it gives way to a new flow
+    /// in a full table before any flow seen since (after finished and UDP
+    /// flows): it may be one whose end the earlier filter never saw.
+    pub fn restore_flow(&mut self, key: FlowKey, state: FlowState, now: u64) -> bool {
+        if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&key) {
+            return false;
+        }
+        self.flows.insert(
+            key,
+            Flow {
+                last: now,
+                fin_out: state & FLOW_FIN_OUT != 0,
+                fin_in: state & FLOW_FIN_IN != 0,
+                rst: state & FLOW_RST != 0,
+                restored: true,
+            },
+        );
+        true
     }
 
     fn idle_limit(key: &FlowKey, f: &Flow) -> u64 {
@@ -353,7 +387,8 @@ impl Filter {
         }
         if self.flows.len() >= MAX_FLOWS {
             let tcp = u8::from(IpProtocol::Tcp);
-            // Rank: finished TCP first, then UDP/ICMP, then half-closed
+            // Rank: finished TCP first, then UDP/ICMP, then TCP taken
+            // back from the store and not seen since, then half-closed
             // TCP; within a rank, idle longest first. Live TCP: never.
             let victim = self
                 .flows
@@ -363,8 +398,10 @@ impl Filter {
                         1
                     } else if f.finished() {
                         0
-                    } else if f.closing() {
+                    } else if f.restored {
                         2
+                    } else if f.closing() {
+                        3
                     } else {
                         return None;
                     };
@@ -392,7 +429,7 @@ impl Filter {
         if self.noting {
             // A key forgotten and added again in one round stays.
             self.forgotten.retain(|k| *k != key);
-            self.added.push(key);
+            self.added.push((key, 0));
         }
         true
     }
@@ -406,7 +443,12 @@ impl Filter {
         if let Some(f) = self.flows.get_mut(&s.key) {
             if now.saturating_sub(f.last) < Self::idle_limit(&s.key, f) {
                 f.last = now;
+                f.restored = false;
+                let was_finished = f.finished();
                 f.note(dir, &s);
+                if self.noting && !was_finished && f.finished() {
+                    self.added.push((s.key, f.state()));
+                }
                 self.stats.passed_established += 1;
                 return Action::Pass;
             }
@@ -431,6 +473,9 @@ impl Filter {
                 self.stats.passed_new += 1;
                 if let Some(f) = self.flows.get_mut(&s.key) {
                     f.note(dir, &s);
+                    if self.noting && f.finished() {
+                        self.added.push((s.key, f.state()));
+                    }
                 }
             }
             Action::Drop => self.stats.dropped_policy += 1,

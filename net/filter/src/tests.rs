@@ -199,7 +199,7 @@ fn the_flow_table_is_bounded_and_survives_a_restart() {
     let saved: std::vec::Vec<FlowKey> = f.flows().collect();
     let mut g = Filter::new(policy());
     for k in saved {
-        g.restore_flow(k, 2000);
+        g.restore_flow(k, 0, 2000);
     }
     assert_eq!(
         g.check(
@@ -306,7 +306,12 @@ mod kept_flows {
     use crate::kept::{decode_key, encode_key, FlowBook};
     use axolotl_sdk::mock::MockOs;
     use axolotl_sdk::Channel;
-    use axolotl_store::mock::os_with_store;
+    use axolotl_store::mock::os_with_store_of;
+
+    /// The store as system.xml gives it to the filter.
+    fn os_with_store(ch: Channel, ns: &'static str) -> (MockOs, axolotl_store::mock::Calls) {
+        os_with_store_of(ch, ns, (16384, 1100), 256 * 1024)
+    }
 
     const STORE: Channel = Channel::new(4);
     const MINUTE: u64 = 60_000_000_000;
@@ -418,6 +423,83 @@ mod kept_flows {
         assert!(book.failures > 0);
     }
 
+    /// A flow that finished is kept as finished: a restarted filter
+    /// forgets it as soon as the first would have, and a full table of
+    /// them gives way to new connections.
+    #[test]
+    fn finished_flows_come_back_finished_and_give_way() {
+        let (mut os, _) = os_with_store(STORE, "filter");
+        let mut f = Filter::new(Policy {
+            rules: Vec::new(),
+            default: Action::Pass,
+        });
+        let (mut book, _) = FlowBook::open(&mut os, STORE, &mut f, 0);
+        // A table full of connections that ended (FIN both ways).
+        for i in 0..MAX_FLOWS as u16 {
+            let (them, us) = ((HOST, 20000 + i), (US, 7));
+            for (dir, p) in [
+                (Direction::In, tcp(them, us, TcpControl::Syn, false)),
+                (Direction::Out, tcp(us, them, TcpControl::Fin, true)),
+                (Direction::In, tcp(them, us, TcpControl::Fin, true)),
+            ] {
+                assert!(pass(&mut f, &mut book, &mut os, dir, &p, 10));
+            }
+        }
+        let mut g = Filter::new(policy());
+        let (mut book, n) = FlowBook::open(&mut os, STORE, &mut g, 20);
+        assert_eq!(n, MAX_FLOWS);
+        // A new connection takes the place of one of them.
+        let syn = tcp((HOST, 40000), (US, 7), TcpControl::Syn, false);
+        assert!(pass(&mut g, &mut book, &mut os, Direction::In, &syn, 21));
+        // And they are gone after TCP_CLOSING_NS, not TCP_IDLE_NS.
+        g.expire(20 + TCP_CLOSING_NS);
+        book.keep(&mut os, &mut g);
+        assert_eq!(kept(&mut os).len(), 1);
+    }
+
+    /// More flows in the store than the table holds (the earlier filter
+    /// stopped before it deleted the ones it forgot): unfinished ones come
+    /// back first, the rest are deleted; and an unfinished flow not seen
+    /// since gives way to a new connection before one that was.
+    #[test]
+    fn unfinished_flows_come_back_first_and_unseen_ones_give_way() {
+        let (mut os, _) = os_with_store(STORE, "filter");
+        let key = |port: u16| FlowKey {
+            proto: 6,
+            local: (US, 7),
+            remote: (HOST, port),
+        };
+        // Finished ones sort first by key; unfinished ones after them.
+        for port in 1..=40u16 {
+            let state = if port <= 20 { crate::FLOW_RST } else { 0 };
+            axolotl_store_api::put(&mut os, STORE, &encode_key(&key(port)), &[state]).unwrap();
+        }
+        let mut g = Filter::new(policy());
+        let (_, n) = FlowBook::open(&mut os, STORE, &mut g, 0);
+        assert_eq!(n, 40, "all fit an empty table");
+        let mut h = Filter::new(policy());
+        for i in 0..MAX_FLOWS as u16 - 30 {
+            h.restore_flow(key(1000 + i), 0, 0);
+        }
+        // With room for 30 only, the 20 unfinished ones come back.
+        let (mut hb, n) = FlowBook::open(&mut os, STORE, &mut h, 0);
+        assert_eq!(n, 30);
+        let ack = tcp((HOST, 40), (US, 7), TcpControl::None, true);
+        assert!(pass(&mut h, &mut hb, &mut os, Direction::In, &ack, 1));
+        // The ten finished ones that found no room left the store.
+        let left = kept(&mut os);
+        assert_eq!(left.len(), 30);
+        assert!((21..=40).all(|p| left.contains(&key(p))));
+        // A table full of flows: a new connection pushes out one that was
+        // not seen since it came back, never one that was.
+        let syn = tcp((HOST, 50000), (US, 7), TcpControl::Syn, false);
+        assert!(pass(&mut h, &mut hb, &mut os, Direction::In, &syn, 2));
+        assert!(
+            pass(&mut h, &mut hb, &mut os, Direction::In, &ack, 3),
+            "a seen flow was pushed out"
+        );
+    }
+
     #[test]
     fn keys_round_trip_and_others_are_not_flows() {
         let k = FlowKey {
@@ -440,8 +522,11 @@ mod kept_flows {
             local: (US, 4000),
             remote: (FAR, 53),
         };
-        axolotl_store_api::put(&mut os, STORE, &encode_key(&k), &[]).unwrap();
+        axolotl_store_api::put(&mut os, STORE, &encode_key(&k), &[0]).unwrap();
         axolotl_store_api::put(&mut os, STORE, b"junk", b"x").unwrap();
+        let mut bad_state = encode_key(&k);
+        bad_state[12] ^= 1;
+        axolotl_store_api::put(&mut os, STORE, &bad_state, &[0x80]).unwrap();
         let mut f = Filter::new(policy());
         let (_, n) = FlowBook::open(&mut os, STORE, &mut f, 0);
         assert_eq!(n, 1);

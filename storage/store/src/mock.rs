@@ -26,13 +26,24 @@ pub struct Calls {
 /// `channel` (quota of 4 KiB in 32 keys), over an 8 KiB journal that
 /// outlives every component using it; and the counts of its calls.
 pub fn os_with_store(channel: Channel, namespace: &'static str) -> (MockOs, Calls) {
+    os_with_store_of(channel, namespace, (4096, 32), 8192)
+}
+
+/// As [`os_with_store`], with a quota of `(bytes, keys)` and a journal of
+/// `journal_len` bytes.
+pub fn os_with_store_of(
+    channel: Channel,
+    namespace: &'static str,
+    (quota_bytes, quota_keys): (u32, u32),
+    journal_len: usize,
+) -> (MockOs, Calls) {
     let clients: &'static [StoreClient] = Box::leak(Box::new([StoreClient {
         channel,
         namespace,
-        quota_bytes: 4096,
-        quota_keys: 32,
+        quota_bytes,
+        quota_keys,
     }]));
-    let journal: &'static mut [u8] = Box::leak(vec![0u8; 8192].into_boxed_slice());
+    let journal: &'static mut [u8] = Box::leak(vec![0u8; journal_len].into_boxed_slice());
     let mut store = StoreServer::init(journal, clients);
     let calls = Calls::default();
     let c = calls.clone();
