@@ -444,9 +444,13 @@ impl Ip {
     /// is not a well-formed IPv4 packet from our address, or there is no
     /// route.
     pub fn send(&mut self, packet: &[u8], now: Nanos, sink: &mut dyn Sink) -> bool {
-        let checked = Ipv4Packet::new_checked(packet)
-            .ok()
-            .filter(|p| Ipv4Repr::parse(p, &caps()).is_ok() && p.src_addr() == self.cfg.addr);
+        // Longer than the MTU: refused (no fragmentation here), before it
+        // could overrun a frame or a buffer waiting for ARP.
+        let checked = Ipv4Packet::new_checked(packet).ok().filter(|p| {
+            usize::from(p.total_len()) <= MTU
+                && Ipv4Repr::parse(p, &caps()).is_ok()
+                && p.src_addr() == self.cfg.addr
+        });
         let Some(p) = checked else {
             self.stats.refused += 1;
             return false;

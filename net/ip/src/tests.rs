@@ -454,3 +454,26 @@ mod kept_neighbours {
         }
     }
 }
+
+/// A packet from the filter longer than the MTU is refused and counted,
+/// never a panic: not for a known neighbour, not while ARP is asked (it
+/// used to overrun the buffer of a packet waiting for ARP).
+#[test]
+fn packets_longer_than_the_mtu_from_above_are_refused() {
+    for known in [false, true] {
+        let (mut ip, mut out) = (ip(), Out::default());
+        if known {
+            ip.receive_frame(&arp(ArpOperation::Reply, US), 0, &mut out);
+        }
+        out.nic.clear();
+        let long = udp(US, PEER, 7, &vec![7u8; MTU]);
+        assert!(long.len() > MTU);
+        assert!(!ip.send(&long, 1, &mut out), "known neighbour: {known}");
+        assert!(out.nic.is_empty());
+        assert_eq!(ip.stats().refused, 1);
+        // The longest packet that fits still goes.
+        let fits = udp(US, PEER, 7, &vec![7u8; MTU - 28]);
+        assert_eq!(fits.len(), MTU);
+        assert!(ip.send(&fits, 2, &mut out));
+    }
+}
