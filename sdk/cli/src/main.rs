@@ -1,5 +1,6 @@
 //! `axolotl`: the command-line tool of the Axolotl component system.
 
+mod campaign;
 mod image;
 mod net;
 mod qemu;
@@ -129,6 +130,22 @@ enum Command {
     /// For the record: `axolotl soak --duration 1h`; on QEMU:
     /// `axolotl soak --board qemu_virt_aarch64 --duration 10m`.
     Soak(soak::SoakArgs),
+    /// Inject many faults into a running system and judge each by what
+    /// its clients saw.
+    ///
+    /// Against `axolotl run` or `axolotl qemu` (--control), with
+    /// byte-checked traffic through the system's forwarded ports (TCP echo
+    /// on a new connection per transfer, UDP echo, the status page; see
+    /// --echo-port), injects --faults faults of random kinds into random
+    /// PDs, one every --interval ms, and prints per PD: injected, recovered
+    /// with no client noticing, recovered with an error a client saw (a
+    /// reset connection), and system failures (a wrong byte, a PD not
+    /// serving again within --bound ms, or no echo back for longer than
+    /// that). Exits non-zero on any system failure. The same seed gives
+    /// the same campaign (--dry-run prints it).
+    ///
+    /// Example: `axolotl run &` then `axolotl campaign --faults 1000 --interval 200`.
+    Campaign(campaign::CampaignArgs),
     /// Inject a fault into a PD of a running system (a debug facility).
     ///
     /// KIND is one of: panic, segv (a null-pointer write), abort, hang (stops
@@ -187,6 +204,7 @@ fn main() -> ExitCode {
         } => boot(&target, &net, control, timeout, no_build),
         Command::Status { json, control } => show_status(json, &control_path(control)),
         Command::Soak(args) => soak::run(&args),
+        Command::Campaign(args) => campaign::run(&args, &control_path(args.control.clone())),
         Command::Inject { pd, kind, control } => {
             status::request(&control_path(control), &format!("inject {pd} {kind}"))
                 .map(|answer| print!("{answer}"))

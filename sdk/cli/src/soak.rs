@@ -48,16 +48,8 @@ pub struct SoakArgs {
     /// they restart, so they are left out).
     #[arg(long, value_delimiter = ',')]
     pub pds: Vec<String>,
-    /// Fault kinds, comma-separated (default: segv, panic, hang, and abort
-    /// on the host).
-    #[arg(long, value_delimiter = ',', value_parser = ["segv", "panic", "abort", "hang"])]
-    pub kinds: Vec<String>,
-    /// TCP echo connections open at once.
-    #[arg(long, default_value_t = 2)]
-    pub connections: usize,
-    /// The same seed gives the same sizes, payloads and faults.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub shared: FaultsAndTraffic,
     /// Where: `linux` (`axolotl run`) or a QEMU board (`axolotl qemu`).
     #[arg(long, default_value = "linux")]
     pub board: String,
@@ -74,6 +66,56 @@ pub struct SoakArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// The options `axolotl soak` and `axolotl campaign` share.
+#[derive(clap::Args, Clone, Debug)]
+pub struct FaultsAndTraffic {
+    /// Fault kinds, comma-separated (default: segv, panic, hang, and abort
+    /// on the host).
+    #[arg(long, value_delimiter = ',', value_parser = ["segv", "panic", "abort", "hang"])]
+    pub kinds: Vec<String>,
+    /// TCP echo connections open at once.
+    #[arg(long, default_value_t = 2)]
+    pub connections: usize,
+    /// The same seed gives the same sizes, payloads and faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+impl FaultsAndTraffic {
+    /// The kinds asked for, or the default ones (no `abort` on seL4).
+    pub fn kinds(&self, on_host: bool) -> Vec<String> {
+        if !self.kinds.is_empty() {
+            return self.kinds.clone();
+        }
+        let k: &[&str] = if on_host {
+            &["segv", "panic", "abort", "hang"]
+        } else {
+            &["segv", "panic", "hang"]
+        };
+        k.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Starts the traffic threads against the forwards `(echo, udp,
+    /// http)`; the status page must list `pds`.
+    pub(crate) fn start(
+        &self,
+        ctx: &Arc<Ctx>,
+        (echo, udp, http): (u16, u16, u16),
+        pds: &[String],
+    ) -> Vec<std::thread::JoinHandle<()>> {
+        let mut threads = Vec::new();
+        for w in 0..self.connections.max(1) as u64 {
+            let (c, seed) = (ctx.clone(), self.seed);
+            threads.push(std::thread::spawn(move || tcp_worker(echo, w, seed, &c)));
+        }
+        let (c, seed) = (ctx.clone(), self.seed);
+        threads.push(std::thread::spawn(move || udp_worker(udp, seed, &c)));
+        let (c, pds) = (ctx.clone(), pds.to_vec());
+        threads.push(std::thread::spawn(move || http_worker(http, &pds, &c)));
+        threads
+    }
 }
 
 /// Parses `90s`, `10m`, `1h`, `500ms` or a plain number of seconds.
@@ -96,19 +138,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// A small seeded generator (xorshift64*): the same seed, the same soak.
 #[derive(Clone)]
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    fn new(seed: u64) -> Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 }
@@ -120,26 +162,25 @@ fn byte(id: u64, i: u64) -> u8 {
 }
 
 #[derive(Default)]
-struct Counts {
-    tcp_connections: AtomicU64,
-    tcp_bytes: AtomicU64,
-    tcp_wrong: AtomicU64,
-    tcp_refused: AtomicU64,
-    tcp_broken: AtomicU64,
-    udp_sent: AtomicU64,
-    udp_received: AtomicU64,
-    udp_wrong: AtomicU64,
-    udp_lost: AtomicU64,
-    http_pages: AtomicU64,
-    http_refused: AtomicU64,
-    http_bad: AtomicU64,
-    faults: AtomicU64,
+pub(crate) struct Counts {
+    pub(crate) tcp_connections: AtomicU64,
+    pub(crate) tcp_bytes: AtomicU64,
+    pub(crate) tcp_wrong: AtomicU64,
+    pub(crate) tcp_refused: AtomicU64,
+    pub(crate) tcp_broken: AtomicU64,
+    pub(crate) udp_sent: AtomicU64,
+    pub(crate) udp_received: AtomicU64,
+    pub(crate) udp_wrong: AtomicU64,
+    pub(crate) udp_lost: AtomicU64,
+    pub(crate) http_pages: AtomicU64,
+    pub(crate) http_refused: AtomicU64,
+    pub(crate) http_bad: AtomicU64,
+    pub(crate) faults: AtomicU64,
 }
 
 /// The first few problems, with when they happened, for the report; each
-/// is also printed as it happens.
-#[derive(Default)]
-struct Problems(Mutex<Vec<String>>);
+/// is also printed as it happens, after the command's name.
+pub(crate) struct Problems(Mutex<Vec<String>>, &'static str);
 
 /// Problems kept for the report (and printed as they happen).
 const PROBLEMS_KEPT: usize = 20;
@@ -149,17 +190,65 @@ impl Problems {
         let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if p.len() < PROBLEMS_KEPT {
             let line = format!("{:8.1} s  {what}", t0.elapsed().as_secs_f64());
-            eprintln!("soak: problem at {line}");
+            eprintln!("{}: problem at {line}", self.1);
             p.push(line);
         }
     }
 }
 
-struct Ctx {
-    counts: Counts,
-    problems: Problems,
-    stop: AtomicBool,
-    t0: Instant,
+pub(crate) struct Ctx {
+    pub(crate) counts: Counts,
+    pub(crate) problems: Problems,
+    pub(crate) stop: AtomicBool,
+    pub(crate) t0: Instant,
+    /// Every error a client saw, with when (since `t0`) and what, for
+    /// `axolotl campaign` to lay at a fault's door (the first
+    /// `ERRORS_KEPT`).
+    pub(crate) errors: Mutex<Vec<(Duration, ClientError)>>,
+    /// When (ms since `t0`) an echo last came back whole.
+    pub(crate) last_ok_ms: AtomicU64,
+}
+
+/// Errors kept with their time.
+const ERRORS_KEPT: usize = 1_000_000;
+
+/// An error a client saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ClientError {
+    /// A wrong byte or datagram: a system failure.
+    Wrong,
+    /// A connection refused (closed or reset before any byte came back).
+    Refused,
+    /// A connection broken or stalled in the middle of a transfer.
+    Broken,
+    /// A status page that did not answer, or answered wrong.
+    Page,
+}
+
+impl Ctx {
+    /// Traffic of the command `name` (it names the problems it prints).
+    pub(crate) fn new(name: &'static str) -> Ctx {
+        Ctx {
+            counts: Counts::default(),
+            problems: Problems(Mutex::default(), name),
+            stop: AtomicBool::new(false),
+            t0: Instant::now(),
+            errors: Mutex::new(Vec::new()),
+            last_ok_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn saw(&self, e: ClientError) {
+        let mut v = self.errors.lock().unwrap_or_else(|p| p.into_inner());
+        if v.len() < ERRORS_KEPT {
+            v.push((self.t0.elapsed(), e));
+        }
+    }
+
+    fn served(&self) {
+        self.last_ok_ms
+            .fetch_max(self.t0.elapsed().as_millis() as u64, Relaxed);
+    }
 }
 
 /// How a TCP echo transfer ended.
@@ -227,6 +316,7 @@ fn tcp_transfer(port: u16, id: u64, n: u64, ctx: &Ctx) -> Outcome {
                     .filter(|(j, b)| **b != byte(id, got + *j as u64))
                     .count();
                 if wrong > 0 {
+                    ctx.saw(ClientError::Wrong);
                     ctx.counts.tcp_wrong.fetch_add(wrong as u64, Relaxed);
                     ctx.problems.note(
                         ctx.t0,
@@ -257,7 +347,7 @@ fn tcp_transfer(port: u16, id: u64, n: u64, ctx: &Ctx) -> Outcome {
     }
 }
 
-fn tcp_worker(port: u16, worker: u64, seed: u64, ctx: &Ctx) {
+pub(crate) fn tcp_worker(port: u16, worker: u64, seed: u64, ctx: &Ctx) {
     let mut rng = Rng::new(seed ^ (worker << 32));
     let mut k = 0u64;
     while !ctx.stop.load(Relaxed) {
@@ -271,14 +361,16 @@ fn tcp_worker(port: u16, worker: u64, seed: u64, ctx: &Ctx) {
         };
         ctx.counts.tcp_connections.fetch_add(1, Relaxed);
         match tcp_transfer(port, id, n, ctx) {
-            Outcome::Exact => {}
+            Outcome::Exact => ctx.served(),
             Outcome::Refused(why) => {
+                ctx.saw(ClientError::Refused);
                 ctx.counts.tcp_refused.fetch_add(1, Relaxed);
                 ctx.problems
                     .note(ctx.t0, format!("TCP: connection {id} refused: {why}"));
                 std::thread::sleep(Duration::from_millis(100));
             }
             Outcome::Broken(why) => {
+                ctx.saw(ClientError::Broken);
                 ctx.counts.tcp_broken.fetch_add(1, Relaxed);
                 ctx.problems.note(
                     ctx.t0,
@@ -291,7 +383,7 @@ fn tcp_worker(port: u16, worker: u64, seed: u64, ctx: &Ctx) {
 
 /// Numbered datagrams, one outstanding at a time; a lost one (UDP may
 /// lose) is counted, a wrong one is a failure.
-fn udp_worker(port: u16, seed: u64, ctx: &Ctx) {
+pub(crate) fn udp_worker(port: u16, seed: u64, ctx: &Ctx) {
     let Ok(sock) = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)) else {
         ctx.problems
             .note(ctx.t0, "UDP: cannot bind a socket".into());
@@ -333,11 +425,13 @@ fn udp_worker(port: u16, seed: u64, ctx: &Ctx) {
                     .all(|(i, b)| *b == byte(m, i as u64))
             });
             if !ok {
+                ctx.saw(ClientError::Wrong);
                 ctx.counts.udp_wrong.fetch_add(1, Relaxed);
                 ctx.problems
                     .note(ctx.t0, format!("UDP: a wrong datagram of {k} bytes"));
             } else if num == Some(n) {
                 if k != len {
+                    ctx.saw(ClientError::Wrong);
                     ctx.counts.udp_wrong.fetch_add(1, Relaxed);
                     ctx.problems.note(
                         ctx.t0,
@@ -355,10 +449,11 @@ fn udp_worker(port: u16, seed: u64, ctx: &Ctx) {
 }
 
 /// The status page, every two seconds: it must answer, and list `pds`.
-fn http_worker(port: u16, pds: &[String], ctx: &Ctx) {
+pub(crate) fn http_worker(port: u16, pds: &[String], ctx: &Ctx) {
     while !ctx.stop.load(Relaxed) {
         match get_status_page(port) {
             Err((refused, why)) => {
+                ctx.saw(ClientError::Page);
                 if refused {
                     ctx.counts.http_refused.fetch_add(1, Relaxed);
                 } else {
@@ -373,6 +468,7 @@ fn http_worker(port: u16, pds: &[String], ctx: &Ctx) {
                 };
                 match pds.iter().find(|p| !listed(p)) {
                     Some(missing) => {
+                        ctx.saw(ClientError::Page);
                         ctx.counts.http_bad.fetch_add(1, Relaxed);
                         ctx.problems
                             .note(ctx.t0, format!("status page: {missing} not listed"));
@@ -414,7 +510,7 @@ fn get_status_page(port: u16) -> Result<Value, (bool, String)> {
     serde_json::from_str(body).map_err(|e| (false, format!("bad JSON: {e}")))
 }
 
-fn sleep_unless_stopped(d: Duration, ctx: &Ctx) {
+pub(crate) fn sleep_unless_stopped(d: Duration, ctx: &Ctx) {
     let end = Instant::now() + d;
     while !ctx.stop.load(Relaxed) && Instant::now() < end {
         std::thread::sleep(Duration::from_millis(50).min(end - Instant::now()));
@@ -423,7 +519,7 @@ fn sleep_unless_stopped(d: Duration, ctx: &Ctx) {
 
 /// Waits until TCP echo answers through its forward: PDs run before the
 /// apps have listened, and a refusal then would be no fault of the system.
-fn wait_serving((echo, _, _): (u16, u16, u16), limit: Duration) -> Result<(), String> {
+pub(crate) fn wait_serving((echo, _, _): (u16, u16, u16), limit: Duration) -> Result<(), String> {
     let start = Instant::now();
     loop {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, echo));
@@ -638,6 +734,46 @@ const DEFAULT_PDS: &[&str] = &[
     "nic", "ip", "filter", "udp", "timer", "store", "producer", "consumer",
 ];
 
+/// Prints `report` as JSON, or as `text` makes it.
+pub(crate) fn print_report(report: &Value, json: bool, text: fn(&Value) -> String) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+    } else {
+        print!("{}", text(report));
+    }
+}
+
+/// The names of the rows of a status for which `keep` holds.
+pub(crate) fn names_where(status: &[Value], keep: impl Fn(&Value) -> bool) -> Vec<String> {
+    status
+        .iter()
+        .filter(|p| keep(p))
+        .filter_map(|p| p["name"].as_str().map(String::from))
+        .collect()
+}
+
+/// The PDs to fault: `asked` (`--pds`), each of which must be one of
+/// `names`, or `default` if none was asked for.
+pub(crate) fn choose_pds(
+    asked: &[String],
+    names: &[String],
+    default: Vec<String>,
+) -> Result<Vec<String>, String> {
+    if asked.is_empty() {
+        return Ok(default);
+    }
+    match asked.iter().find(|p| !names.contains(p)) {
+        Some(bad) => Err(format!(
+            "--pds: no PD named '{bad}' in the system ({})",
+            names.join(", ")
+        )),
+        None => Ok(asked.to_vec()),
+    }
+}
+
 /// Runs a soak; the report on standard output; an error if it failed.
 pub fn run(args: &SoakArgs) -> Result<(), String> {
     let qemu = args.board != "linux";
@@ -664,69 +800,26 @@ pub fn run(args: &SoakArgs) -> Result<(), String> {
     let mut sys = System::start(args, ports, &log)?;
     let boot_limit = Duration::from_secs(if qemu { 900 } else { 600 });
     let first = sys.wait_up(boot_limit, &log)?;
-    let names: Vec<String> = first
+    let names = names_where(&first, |_| true);
+    let pd_names = names_where(&first, |p| p["parent"] != "axolotl");
+    let default: Vec<String> = DEFAULT_PDS
         .iter()
-        .filter_map(|p| p["name"].as_str().map(String::from))
+        .filter(|p| names.iter().any(|n| n == *p))
+        .map(|p| p.to_string())
         .collect();
-    let pd_names: Vec<String> = first
-        .iter()
-        .filter(|p| p["parent"] != "axolotl")
-        .filter_map(|p| p["name"].as_str().map(String::from))
-        .collect();
-    let targets: Vec<String> = if args.pds.is_empty() {
-        DEFAULT_PDS
-            .iter()
-            .filter(|p| names.iter().any(|n| n == *p))
-            .map(|p| p.to_string())
-            .collect()
-    } else {
-        if let Some(bad) = args.pds.iter().find(|p| !names.contains(p)) {
-            return Err(format!(
-                "--pds: no PD named '{bad}' in the system ({})",
-                names.join(", ")
-            ));
-        }
-        args.pds.clone()
-    };
-    let kinds: Vec<String> = if args.kinds.is_empty() {
-        let k: &[&str] = if qemu {
-            &["segv", "panic", "hang"]
-        } else {
-            &["segv", "panic", "abort", "hang"]
-        };
-        k.iter().map(|s| s.to_string()).collect()
-    } else {
-        args.kinds.clone()
-    };
+    let targets = choose_pds(&args.pds, &names, default)?;
+    let kinds = args.shared.kinds(!qemu);
     wait_serving(ports, Duration::from_secs(60))?;
 
-    let ctx = Arc::new(Ctx {
-        counts: Counts::default(),
-        problems: Problems::default(),
-        stop: AtomicBool::new(false),
-        t0: Instant::now(),
-    });
-    let (echo, udp, http) = ports;
-    let mut threads = Vec::new();
-    for w in 0..args.connections.max(1) as u64 {
-        let (c, seed) = (ctx.clone(), args.seed);
-        threads.push(std::thread::spawn(move || tcp_worker(echo, w, seed, &c)));
-    }
-    {
-        let (c, seed) = (ctx.clone(), args.seed);
-        threads.push(std::thread::spawn(move || udp_worker(udp, seed, &c)));
-    }
-    {
-        let (c, pds) = (ctx.clone(), pd_names.clone());
-        threads.push(std::thread::spawn(move || http_worker(http, &pds, &c)));
-    }
+    let ctx = Arc::new(Ctx::new("soak"));
+    let threads = args.shared.start(&ctx, ports, &pd_names);
 
     // Memory at the start: after the traffic has warmed the system up.
     sleep_unless_stopped(Duration::from_secs(5).min(args.duration / 10), &ctx);
     let status_start = sys.status().unwrap_or_default();
     let mem_start = sample_memory(&status_start, sys.child.id(), qemu);
 
-    let mut rng = Rng::new(args.seed ^ 0xfa17);
+    let mut rng = Rng::new(args.shared.seed ^ 0xfa17);
     let mut injected: std::collections::BTreeMap<String, u64> = Default::default();
     let mut next_fault = Instant::now() + args.fault_every;
     let mut next_progress = Instant::now() + Duration::from_secs(30);
@@ -799,14 +892,7 @@ pub fn run(args: &SoakArgs) -> Result<(), String> {
             died,
         },
     );
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
-    } else {
-        print!("{}", text(&report));
-    }
+    print_report(&report, args.json, text);
     match report["passed"].as_bool() {
         Some(true) => Ok(()),
         _ => Err(format!(

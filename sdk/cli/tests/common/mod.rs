@@ -110,6 +110,11 @@ impl Running {
         }
     }
 
+    /// The system's control socket.
+    pub fn control(&self) -> PathBuf {
+        self.dir.join("control.sock")
+    }
+
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(axolotl())
             .args(args)

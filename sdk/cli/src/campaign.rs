@@ -1,0 +1,381 @@
+//! `axolotl campaign`: many faults into a running system (`axolotl run` or
+//! `axolotl qemu`), one every `--interval`, each into a random PD with a
+//! random kind, while byte-checked traffic runs through the system's
+//! forwarded ports (the soak's: TCP echo on a new connection per transfer,
+//! UDP echo, the status page). Each fault is judged by what followed it,
+//! until the next:
+//!
+//! - *unnoticed*: the PD was restarted and serving again within
+//!   `--bound`, and no client saw an error;
+//! - *noticed*: the same, but a client saw a refused or broken connection,
+//!   or a status page that did not answer (a TCP or app restart resets its
+//!   connections, by design);
+//! - *system failure*: a wrong byte or datagram, a PD not serving again
+//!   within `--bound`, or no echo coming back whole for longer than
+//!   `--bound` (the system not serving).
+//!
+//! An error a client saw is laid at the door of the latest fault before
+//! it (a connection that stalls is only declared broken after 20 s, so it
+//! may land on a later fault). The same seed, PDs and kinds give the same
+//! faults in the same order (`--dry-run` prints them).
+
+use crate::soak::{self, ClientError, Ctx, Rng};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `axolotl campaign`'s options.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CampaignArgs {
+    /// Faults to inject.
+    #[arg(long)]
+    pub faults: u64,
+    /// The PDs to fault, comma-separated (default: every PD but the
+    /// monitor).
+    #[arg(long, value_delimiter = ',')]
+    pub pds: Vec<String>,
+    #[command(flatten)]
+    pub shared: soak::FaultsAndTraffic,
+    /// Milliseconds from one fault to the next.
+    #[arg(long, default_value_t = 1000)]
+    pub interval: u64,
+    /// Milliseconds a faulted PD may take to serve again, and the system
+    /// may go without echoing anything back, before it is a system failure.
+    #[arg(long, default_value_t = 5000)]
+    pub bound: u64,
+    /// The host port forwarded to TCP echo (port 7) of the system.
+    #[arg(long, default_value_t = 8007)]
+    pub echo_port: u16,
+    /// The host port forwarded to UDP echo (port 7).
+    #[arg(long, default_value_t = 8007)]
+    pub udp_port: u16,
+    /// The host port forwarded to the status page (port 80).
+    #[arg(long, default_value_t = 8080)]
+    pub http_port: u16,
+    /// Drive no traffic: only the PDs' recovery is judged.
+    #[arg(long)]
+    pub no_traffic: bool,
+    /// Print the faults the campaign would inject, and inject none.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Control socket of the running system.
+    #[arg(long, env = "AXOLOTL_CONTROL")]
+    pub control: Option<PathBuf>,
+}
+
+/// How one fault went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Unnoticed,
+    Noticed,
+    Failure,
+}
+
+/// Per PD: injected, unnoticed, noticed, system failures.
+#[derive(Default, Clone, Copy)]
+struct Tally {
+    injected: u64,
+    unnoticed: u64,
+    noticed: u64,
+    failures: u64,
+}
+
+fn status(control: &Path) -> Result<Vec<Value>, String> {
+    let text = axolotl_host::status::request(control, "status")?;
+    serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .ok_or_else(|| format!("{}: a status that does not parse", control.display()))
+}
+
+fn row<'a>(rows: &'a [Value], pd: &str) -> Option<&'a Value> {
+    rows.iter().find(|r| r["name"] == pd)
+}
+
+/// The faults of a campaign: (PD, kind), in order.
+pub fn plan(seed: u64, n: u64, pds: &[String], kinds: &[String]) -> Vec<(String, String)> {
+    let mut rng = Rng::new(seed ^ 0xca4a_1600);
+    (0..n)
+        .map(|_| {
+            let pd = &pds[rng.below(pds.len() as u64) as usize];
+            let kind = &kinds[rng.below(kinds.len() as u64) as usize];
+            (pd.clone(), kind.clone())
+        })
+        .collect()
+}
+
+/// Runs a campaign; the report on standard output; an error if any system
+/// failure.
+pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
+    if args.faults == 0 {
+        return Err("--faults: at least one".into());
+    }
+    let first = status(control)?;
+    // PDs, not the host's own services (their parent is `axolotl`), and
+    // not the monitor (no parent), which nothing restarts yet.
+    let pd_names = soak::names_where(&first, |p| {
+        p["parent"] != "axolotl" && p["parent"].is_string()
+    });
+    let all = soak::names_where(&first, |_| true);
+    let targets = soak::choose_pds(&args.pds, &all, pd_names.clone())?;
+    if targets.is_empty() {
+        return Err("no PD to fault".into());
+    }
+    // On seL4 there are no processes: no pids, and no abort.
+    let on_host = first.iter().any(|p| p["pid"].is_u64());
+    let kinds = args.shared.kinds(on_host);
+    let seed = args.shared.seed;
+    let faults = plan(seed, args.faults, &targets, &kinds);
+    if args.dry_run {
+        let list: Vec<Value> = faults.iter().map(|(p, k)| json!([p, k])).collect();
+        if args.json {
+            println!("{}", json!({ "seed": seed, "plan": list }));
+        } else {
+            for (i, (p, k)) in faults.iter().enumerate() {
+                println!("{:>6}  {k:<5}  {p}", i + 1);
+            }
+        }
+        return Ok(());
+    }
+
+    let interval = Duration::from_millis(args.interval.max(1));
+    let bound = Duration::from_millis(args.bound.max(1));
+    eprintln!(
+        "campaign: {} faults (seed {}) into {} with {}, one every {} ms; bound {} ms",
+        args.faults,
+        seed,
+        targets.join(","),
+        kinds.join(","),
+        args.interval,
+        args.bound
+    );
+    let ctx = Arc::new(Ctx::new("campaign"));
+    let mut threads = Vec::new();
+    if !args.no_traffic {
+        let ports = (args.echo_port, args.udp_port, args.http_port);
+        soak::wait_serving(ports, Duration::from_secs(30)).map_err(|e| {
+            format!("{e} (are the forwards of the system on these ports? see --echo-port)")
+        })?;
+        threads = args.shared.start(&ctx, ports, &pd_names);
+    }
+
+    let mut tally: BTreeMap<String, Tally> = BTreeMap::new();
+    let mut failures: Vec<String> = Vec::new();
+    let mut seen_errors = 0usize;
+    let mut next_progress = Instant::now() + Duration::from_secs(30);
+    let fail = |failures: &mut Vec<String>, what: String| {
+        eprintln!("campaign: system failure: {what}");
+        failures.push(what);
+    };
+    for (i, (pd, kind)) in faults.iter().enumerate() {
+        let started = Instant::now();
+        let before = status(control)
+            .ok()
+            .and_then(|rows| row(&rows, pd).and_then(|r| r["restarts"].as_u64()))
+            .unwrap_or(0);
+        let t = tally.entry(pd.clone()).or_default();
+        t.injected += 1;
+        let mut verdict = Verdict::Unnoticed;
+        if let Err(e) = axolotl_host::status::request(control, &format!("inject {pd} {kind}")) {
+            fail(
+                &mut failures,
+                format!("fault {}: inject {pd} {kind}: {e}", i + 1),
+            );
+            verdict = Verdict::Failure;
+        } else {
+            // Serving again: restarted, and running.
+            let back = loop {
+                if let Ok(rows) = status(control) {
+                    let r = row(&rows, pd);
+                    let restarts = r.and_then(|r| r["restarts"].as_u64()).unwrap_or(0);
+                    if restarts > before && r.is_some_and(|r| r["state"] == "running") {
+                        break true;
+                    }
+                }
+                if started.elapsed() > bound {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            if !back {
+                fail(
+                    &mut failures,
+                    format!(
+                        "fault {} ({kind} into {pd}): not serving again within {} ms",
+                        i + 1,
+                        args.bound
+                    ),
+                );
+                verdict = Verdict::Failure;
+            }
+        }
+        // The rest of the interval, then what the clients saw meanwhile.
+        while started.elapsed() < interval {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let errors: Vec<ClientError> = {
+            let all = ctx.errors.lock().unwrap_or_else(|p| p.into_inner());
+            let new = all[seen_errors..].iter().map(|e| e.1).collect();
+            seen_errors = all.len();
+            new
+        };
+        if errors.contains(&ClientError::Wrong) {
+            fail(
+                &mut failures,
+                format!("fault {} ({kind} into {pd}): a wrong byte came back", i + 1),
+            );
+            verdict = Verdict::Failure;
+        } else if !errors.is_empty() && verdict == Verdict::Unnoticed {
+            verdict = Verdict::Noticed;
+        }
+        if !args.no_traffic {
+            let quiet = ctx.t0.elapsed().as_millis() as u64 - ctx.last_ok_ms.load(Relaxed);
+            if quiet > args.bound {
+                fail(
+                    &mut failures,
+                    format!(
+                        "fault {} ({kind} into {pd}): no echo came back whole for {quiet} ms",
+                        i + 1
+                    ),
+                );
+                verdict = Verdict::Failure;
+            }
+        }
+        let t = tally.entry(pd.clone()).or_default();
+        match verdict {
+            Verdict::Unnoticed => t.unnoticed += 1,
+            Verdict::Noticed => t.noticed += 1,
+            Verdict::Failure => t.failures += 1,
+        }
+        if Instant::now() >= next_progress {
+            next_progress += Duration::from_secs(30);
+            eprintln!(
+                "campaign: {} of {} faults, {} system failures",
+                i + 1,
+                args.faults,
+                failures.len()
+            );
+        }
+    }
+    ctx.stop.store(true, Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    let report = report(args, &ctx, &tally, &failures);
+    soak::print_report(&report, args.json, text);
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "campaign failed: {} system failures",
+            failures.len()
+        ))
+    }
+}
+
+fn report(
+    args: &CampaignArgs,
+    ctx: &Ctx,
+    tally: &BTreeMap<String, Tally>,
+    failures: &[String],
+) -> Value {
+    let c = &ctx.counts;
+    let pds: serde_json::Map<String, Value> = tally
+        .iter()
+        .map(|(pd, t)| {
+            (
+                pd.clone(),
+                json!({
+                    "injected": t.injected,
+                    "unnoticed": t.unnoticed,
+                    "noticed": t.noticed,
+                    "system_failures": t.failures,
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "seed": args.shared.seed,
+        "injected": tally.values().map(|t| t.injected).sum::<u64>(),
+        "unnoticed": tally.values().map(|t| t.unnoticed).sum::<u64>(),
+        "noticed": tally.values().map(|t| t.noticed).sum::<u64>(),
+        "system_failures": failures.len(),
+        "bound_ms": args.bound,
+        "interval_ms": args.interval,
+        "pds": pds,
+        "failures": failures.iter().take(100).collect::<Vec<_>>(),
+        "traffic": {
+            "tcp_connections": c.tcp_connections.load(Relaxed),
+            "tcp_bytes": c.tcp_bytes.load(Relaxed),
+            "tcp_refused": c.tcp_refused.load(Relaxed),
+            "tcp_broken": c.tcp_broken.load(Relaxed),
+            "wrong": c.tcp_wrong.load(Relaxed) + c.udp_wrong.load(Relaxed),
+            "udp_sent": c.udp_sent.load(Relaxed),
+            "udp_received": c.udp_received.load(Relaxed),
+            "pages": c.http_pages.load(Relaxed),
+        },
+    })
+}
+
+fn text(r: &Value) -> String {
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    let mut out = format!(
+        "campaign report (seed {}): {} faults, one every {} ms\n",
+        n(&r["seed"]),
+        n(&r["injected"]),
+        n(&r["interval_ms"])
+    );
+    out += &format!(
+        "  {:<10} {:>9} {:>10} {:>15} {:>16}\n",
+        "PD", "injected", "unnoticed", "client saw one", "system failures"
+    );
+    if let Some(pds) = r["pds"].as_object() {
+        for (pd, t) in pds {
+            out += &format!(
+                "  {:<10} {:>9} {:>10} {:>15} {:>16}\n",
+                pd,
+                n(&t["injected"]),
+                n(&t["unnoticed"]),
+                n(&t["noticed"]),
+                n(&t["system_failures"])
+            );
+        }
+    }
+    out += &format!(
+        "  {:<10} {:>9} {:>10} {:>15} {:>16}\n",
+        "all",
+        n(&r["injected"]),
+        n(&r["unnoticed"]),
+        n(&r["noticed"]),
+        n(&r["system_failures"])
+    );
+    let t = &r["traffic"];
+    out += &format!(
+        "  traffic: {} TCP connections, {:.1} MiB echoed, {} refused, {} broken; {} of {} datagrams back; {} pages; {} wrong\n",
+        n(&t["tcp_connections"]),
+        n(&t["tcp_bytes"]) as f64 / 1048576.0,
+        n(&t["tcp_refused"]),
+        n(&t["tcp_broken"]),
+        n(&t["udp_received"]),
+        n(&t["udp_sent"]),
+        n(&t["pages"]),
+        n(&t["wrong"]),
+    );
+    if let Some(f) = r["failures"].as_array() {
+        for line in f {
+            out += &format!("  failure: {}\n", line.as_str().unwrap_or(""));
+        }
+    }
+    out += if n(&r["system_failures"]) == 0 {
+        "PASSED: no system failure\n"
+    } else {
+        "FAILED\n"
+    };
+    out
+}
