@@ -112,7 +112,16 @@ impl TcpWithApps {
                 };
                 match decode(meta, &buf[..n]) {
                     Ok(Msg::Listen(port)) => {
-                        let reply = if self.svc.client_listen(k, port) {
+                        let max = app.links.max_ports;
+                        let reply = if !axolotl_socket::may_take(
+                            &self.svc.client_ports(),
+                            k,
+                            port,
+                            max,
+                        ) {
+                            log::warn!("app {k} cannot listen on TCP port {port}: it holds its {max} ports already (max_ports of its link)");
+                            Msg::Refused(port)
+                        } else if self.svc.client_listen(k, port) {
                             log::info!("app {k} listens on TCP port {port}");
                             Msg::Listening(port)
                         } else {

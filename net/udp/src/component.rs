@@ -100,7 +100,16 @@ impl UdpWithApps {
                 };
                 match decode(meta, &buf[..n]) {
                     Ok(Msg::Bind(port)) => {
-                        let reply = if self.svc.client_bind(k, port) {
+                        let max = app.links.max_ports;
+                        let reply = if !axolotl_socket::may_take(
+                            &self.svc.client_ports(),
+                            k,
+                            port,
+                            max,
+                        ) {
+                            log::warn!("app {k} cannot bind UDP port {port}: it holds its {max} ports already (max_ports of its link)");
+                            Msg::Refused(port)
+                        } else if self.svc.client_bind(k, port) {
                             log::info!("app {k} bound UDP port {port}");
                             Msg::Bound(port)
                         } else {

@@ -36,10 +36,12 @@ pub fn component(os: &mut dyn Os) -> impl Handler {
                 AppLinks {
                     to_app: axolotl_link::sender(&pd::link::HTTP_EV),
                     from_app: axolotl_link::receiver(&pd::link::HTTP_REQ),
+                    max_ports: pd::link::HTTP_REQ.max_ports,
                 },
                 AppLinks {
                     to_app: axolotl_link::sender(&pd::link::ECHO_TCP_EV),
                     from_app: axolotl_link::receiver(&pd::link::ECHO_TCP_REQ),
+                    max_ports: pd::link::ECHO_TCP_REQ.max_ports,
                 },
             ],
         )

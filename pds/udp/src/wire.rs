@@ -35,6 +35,7 @@ pub fn component(os: &mut dyn Os) -> impl Handler {
             AppLinks {
                 to_app: axolotl_link::sender(&pd::link::ECHO_UDP_EV),
                 from_app: axolotl_link::receiver(&pd::link::ECHO_UDP_REQ),
+                max_ports: pd::link::ECHO_UDP_REQ.max_ports,
             },
         )
     };

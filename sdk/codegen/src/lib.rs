@@ -308,8 +308,8 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64, entries: &[Entries
         let lay = axolotl_sysdesc::link_layout(k.buffers, k.buf_size);
         let _ = writeln!(
             w,
-            "    pub const {}: axolotl_sdk::config::LinkConfig = axolotl_sdk::config::LinkConfig {{ name: {:?}, region: {region}, channel: axolotl_sdk::Channel::new({ch}), buffers: {}, buf_size: {}, active_offset: {:#x}, free_offset: {:#x}, pool_offset: {:#x}, role: axolotl_sdk::config::LinkRole::{role} }};",
-            const_name(&k.name), k.name, k.buffers, k.buf_size, lay.active, lay.free, lay.pool
+            "    pub const {}: axolotl_sdk::config::LinkConfig = axolotl_sdk::config::LinkConfig {{ name: {:?}, region: {region}, channel: axolotl_sdk::Channel::new({ch}), buffers: {}, buf_size: {}, active_offset: {:#x}, free_offset: {:#x}, pool_offset: {:#x}, role: axolotl_sdk::config::LinkRole::{role}, max_ports: {} }};",
+            const_name(&k.name), k.name, k.buffers, k.buf_size, lay.active, lay.free, lay.pool, k.max_ports
         );
     }
     let _ = writeln!(w, "}}");

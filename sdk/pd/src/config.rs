@@ -121,6 +121,9 @@ pub struct LinkConfig {
     pub pool_offset: usize,
     /// This PD's end.
     pub role: LinkRole,
+    /// For an app's requests to a transport: the ports (listens, binds)
+    /// the app may hold there.
+    pub max_ports: u16,
 }
 
 /// The network interface's addresses (`<axolotl:net>`).

@@ -213,6 +213,9 @@ pub struct Link {
     pub buffers: u32,
     /// Bytes per buffer.
     pub buf_size: u32,
+    /// For an app's requests to a transport: the ports (listens, binds)
+    /// the app may hold there (`max_ports`, default 1).
+    pub max_ports: u16,
     /// Where it is declared.
     pub pos: Pos,
 }

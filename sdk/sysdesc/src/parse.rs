@@ -979,7 +979,20 @@ fn channel(cx: &mut Ctx, node: Node, sys: &mut System) {
         });
     }
     for l in links {
-        cx.attrs(l, &["name", "sender", "region", "buffers", "buf_size"], &[]);
+        cx.attrs(
+            l,
+            &[
+                "name",
+                "sender",
+                "region",
+                "buffers",
+                "buf_size",
+                "max_ports",
+            ],
+            &[],
+        );
+        // An app's requests to a transport: the ports it may hold there.
+        let max_ports = cx.ranged(l, "max_ports", 1, 64, "ports an app may hold");
         let name = cx.req(l, "name");
         let sender = cx.req(l, "sender");
         let region = cx.req(l, "region");
@@ -1001,6 +1014,7 @@ fn channel(cx: &mut Ctx, node: Node, sys: &mut System) {
             region: region.to_string(),
             buffers: u32::try_from(buffers).unwrap_or(u32::MAX),
             buf_size: u32::try_from(buf_size).unwrap_or(u32::MAX),
+            max_ports: max_ports.map_or(1, |n| n as u16),
             pos: cx.d.pos_of(l),
         });
     }
