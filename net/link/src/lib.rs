@@ -16,9 +16,15 @@
 //!   counted and ignored, so a hostile receiver can neither make the
 //!   sender reuse a buffer still in flight nor grow its free list.
 //!
-//! A restarted sender finds every buffer free again (its `.bss` is fresh);
-//! descriptors still on the rings from its earlier life are told apart by
-//! the ring epochs (see `axolotl_ring`).
+//! Restarts: a restarted sender takes as out every buffer its earlier life
+//! left on the active ring or given back on the free ring and not yet
+//! reclaimed, so it never writes into a buffer whose old descriptor the
+//! receiver has still to read. The receiver copies a packet out, gives the
+//! buffer back, and only then consumes its descriptor, so at every moment a
+//! buffer that is out is on one of the two rings. A restarted receiver
+//! whose earlier life died between giving a buffer back and consuming its
+//! descriptor drops that descriptor (the buffer may already hold another
+//! packet); that drop is counted, and happens only at a receiver's restart.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
@@ -71,6 +77,17 @@ pub struct Receiver {
     bad_descriptors: u64,
     /// Buffers given back since the last `must_notify`.
     returned: bool,
+    dropped_at_attach: u64,
+}
+
+/// The buffer a descriptor names (of `buffers` of `buf_size` bytes), if
+/// it names one.
+fn buffer_index(d: Desc, buf_size: usize, buffers: usize) -> Option<usize> {
+    usize::try_from(d.offset)
+        .ok()
+        .filter(|o| o % buf_size == 0)
+        .map(|o| o / buf_size)
+        .filter(|&i| i < buffers)
 }
 
 fn geometry(pool_len: usize, buf_size: usize) -> Result<usize, PoolError> {
@@ -94,7 +111,7 @@ impl Sender {
         buf_size: usize,
     ) -> Result<Sender, PoolError> {
         let buffers = geometry(pool_len, buf_size)?;
-        Ok(Sender {
+        let mut s = Sender {
             active,
             free,
             buf_size,
@@ -102,7 +119,30 @@ impl Sender {
             out: [0; MAX_BUFFERS / 64],
             bad_returns: 0,
             queued: false,
-        })
+        };
+        s.adopt_in_flight();
+        Ok(s)
+    }
+
+    /// Takes as out what an earlier life of this sender left in flight:
+    /// the buffers on the active ring, and those on the free ring not yet
+    /// reclaimed (which the reclaim that follows frees again).
+    fn adopt_in_flight(&mut self) {
+        let mut held = [0u64; MAX_BUFFERS / 64];
+        let (buf_size, buffers) = (self.buf_size, self.buffers);
+        let mut mark = |d: Desc| {
+            if let Some(i) = buffer_index(d, buf_size, buffers) {
+                held[i / 64] |= 1 << (i % 64);
+            }
+        };
+        let _ = self.active.in_flight(&mut mark);
+        let mut i = 0;
+        while let Ok(Some(d)) = self.free.peek(i) {
+            mark(d);
+            i += 1;
+        }
+        self.out = held;
+        let _ = self.reclaim();
     }
 
     fn is_out(&self, i: usize) -> bool {
@@ -120,11 +160,7 @@ impl Sender {
     /// Takes back the buffers the receiver returned.
     pub fn reclaim(&mut self) -> Result<(), PeerMisbehavior> {
         while let Some(d) = self.free.dequeue()? {
-            let ok = usize::try_from(d.offset)
-                .ok()
-                .filter(|o| o % self.buf_size == 0)
-                .map(|o| o / self.buf_size)
-                .filter(|&i| i < self.buffers && self.is_out(i));
+            let ok = buffer_index(d, self.buf_size, self.buffers).filter(|&i| self.is_out(i));
             match ok {
                 Some(i) => self.set_out(i, false),
                 None => self.bad_returns += 1,
@@ -198,14 +234,35 @@ impl Receiver {
         buf_size: usize,
     ) -> Result<Receiver, PoolError> {
         let buffers = geometry(pool_len, buf_size)?;
-        Ok(Receiver {
+        let mut r = Receiver {
             active,
             free,
             buf_size,
             buffers,
             bad_descriptors: 0,
             returned: false,
-        })
+            dropped_at_attach: 0,
+        };
+        // An earlier life that gave the head's buffer back and died before
+        // it consumed the descriptor (its last return names this very
+        // place on the active ring): the buffer may hold another packet by
+        // now, so the descriptor is dropped, not read.
+        if r.free.epoch() > 1 {
+            if let Ok(Some(head)) = r.active.peek(0) {
+                let last = r.free.last_enqueued();
+                if head.offset == last.offset && last.meta == r.active.position() {
+                    let _ = r.active.release(1);
+                    r.dropped_at_attach += 1;
+                }
+            }
+        }
+        Ok(r)
+    }
+
+    /// Descriptors dropped when this receiver attached (see the crate's
+    /// notes on restarts).
+    pub fn dropped_at_attach(&self) -> u64 {
+        self.dropped_at_attach
     }
 
     /// Descriptors refused so far.
@@ -222,7 +279,9 @@ impl Receiver {
         out: &mut [u8],
     ) -> Result<Option<(usize, u32)>, PeerMisbehavior> {
         loop {
-            let Some(d) = self.active.dequeue()? else {
+            // Copied, given back, and only then consumed: a buffer that is
+            // out is always on one ring or the other (see the crate docs).
+            let Some(d) = self.active.peek(0)? else {
                 return Ok(None);
             };
             let range = usize::try_from(d.offset)
@@ -235,14 +294,17 @@ impl Receiver {
                 (bytes.len(), d.meta)
             });
             // Give the buffer back whatever it held: the sender checks it.
+            // The descriptor's place on the active ring goes with it, for a
+            // next life of this receiver (see `Receiver::new`).
             let ret = Desc {
                 offset: d.offset,
                 len: 0,
-                meta: 0,
+                meta: self.active.position(),
             };
             if self.free.enqueue(ret).is_ok() {
                 self.returned = true;
             }
+            self.active.release(1)?;
             match got {
                 Some(g) => return Ok(Some(g)),
                 None => self.bad_descriptors += 1,

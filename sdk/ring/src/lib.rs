@@ -488,6 +488,25 @@ impl Producer {
         self.len() == 0
     }
 
+    /// The descriptors enqueued and not yet consumed, as the ring holds
+    /// them now (the head is looked at again first): what a restarted
+    /// producer's earlier life left in flight. The consumer may take some
+    /// meanwhile; none it has not taken is missed.
+    pub fn in_flight(&mut self, mut each: impl FnMut(Desc)) -> Result<(), PeerMisbehavior> {
+        self.refresh()?;
+        for i in 0..self.len() {
+            each(self.ring.read(self.head_seen.wrapping_add(i)));
+        }
+        Ok(())
+    }
+
+    /// What the slot before the tail holds: the last descriptor enqueued,
+    /// by this or an earlier life of the producer (all zero if none ever
+    /// was).
+    pub fn last_enqueued(&self) -> Desc {
+        self.ring.read(self.tail.wrapping_sub(1))
+    }
+
     /// Whether the ring looked full at the last look at the head.
     pub fn is_full(&self) -> bool {
         self.len() >= self.ring.size()
@@ -668,6 +687,12 @@ impl Consumer {
         }
         self.tail_seen = tail;
         Ok(())
+    }
+
+    /// The index of the next descriptor to take (counting every descriptor
+    /// the ring ever carried, wrapping).
+    pub fn position(&self) -> u32 {
+        self.head
     }
 
     /// Descriptors known to be waiting (as of the last look at the tail:
