@@ -17,7 +17,7 @@ use alloc::vec::Vec;
 use axolotl_link::{RxLink, TxLink};
 use axolotl_monitor::query::{self, HasCounters};
 use axolotl_sdk::{ChannelSet, Handler, Os};
-use axolotl_socket::{decode, Msg};
+use axolotl_socket::{decode, Handle, Msg};
 
 /// What a port does with what arrives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +49,7 @@ pub struct Services {
     tcp_ports: Vec<(u16, Service)>,
     udp_ports: Vec<(u16, Service)>,
     /// Open TCP connections and what serves them.
-    conns: Vec<(u16, Service)>,
+    conns: Vec<(Handle, Service)>,
     stats: Stats,
 }
 
@@ -102,7 +102,7 @@ impl Services {
     /// A message from TCP; the answer to send back, if any.
     pub fn on_tcp<'a>(&mut self, m: Msg<'a>) -> Option<Msg<'a>> {
         self.stats.messages_in += 1;
-        let service = |conns: &[(u16, Service)], h| conns.iter().find(|c| c.0 == h).map(|c| c.1);
+        let service = |conns: &[(Handle, Service)], h| conns.iter().find(|c| c.0 == h).map(|c| c.1);
         let answer = match m {
             Msg::Listening(p) => {
                 log::info!("TCP port {p}: {:?}", self.tcp_service(p));

@@ -16,7 +16,7 @@ use alloc::vec::Vec;
 use axolotl_link::{RxLink, TxLink};
 use axolotl_monitor::query::{self, PdState};
 use axolotl_sdk::{Channel, ChannelSet, Handler, Os};
-use axolotl_socket::{decode, encode, Msg};
+use axolotl_socket::{decode, encode, Handle, Msg};
 use core::fmt::Write as _;
 
 /// Longest request head (request line and headers) taken.
@@ -239,7 +239,7 @@ pub fn response(status: u16, content_type: &str, body: &str, head: bool) -> Vec<
 }
 
 struct Conn {
-    handle: u16,
+    handle: Handle,
     request: Vec<u8>,
     /// The response, and how much of it went out.
     out: Option<(Vec<u8>, usize)>,

@@ -2,7 +2,7 @@
 //!
 //! An app and a transport are joined by two links (`axolotl-link`), one
 //! each way. Each packet on them is one message: the descriptor's `meta`
-//! holds the operation (low 8 bits) and a connection handle (next 16
+//! holds the operation (low 8 bits) and a connection handle (the other 24
 //! bits); the buffer holds the operation's bytes. [`decode`] checks every
 //! message from a neighbour (unknown operations, short or long payloads
 //! are errors, never panics); [`encode`] writes one.
@@ -17,10 +17,12 @@
 //! UDP: [`Msg::Bind`] a port, then [`Msg::SendTo`] and [`Msg::Datagram`],
 //! each naming the local port and the remote end.
 //!
-//! A restarted transport forgets everything, and says nothing: the app
-//! sees its links' peer restart and listens (binds) again. A restarted app
-//! listens again; the transport takes that as its signal to drop the
-//! app's old connections.
+//! A restarted transport loses its connections and says nothing: the app
+//! sees its links' peer restart and listens (binds) again, which is a
+//! no-op for a port the transport kept. A handle of an earlier incarnation
+//! of the transport names nothing in the next. A restarted app is seen by
+//! the transport on the app's link (the sender attached anew), and its
+//! old connections and ports are dropped.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 
@@ -30,17 +32,23 @@ use axolotl_sdk::Os;
 /// An IPv4 endpoint: address and port.
 pub type Endpoint = ([u8; 4], u16);
 
+/// A connection handle: 24 bits, chosen by the transport.
+pub type Handle = u32;
+
+/// Handles have this many bits.
+pub const HANDLE_BITS: u32 = 24;
+
 /// One message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Msg<'a> {
     /// App: listen on a TCP port.
     Listen(u16),
     /// App: send bytes on a connection.
-    Send(u16, &'a [u8]),
+    Send(Handle, &'a [u8]),
     /// App: close a connection after what was sent.
-    Close(u16),
+    Close(Handle),
     /// App: reset a connection.
-    Abort(u16),
+    Abort(Handle),
     /// App: bind a UDP port.
     Bind(u16),
     /// App: send a datagram from a bound port to a remote end.
@@ -50,13 +58,13 @@ pub enum Msg<'a> {
     /// Transport: the port cannot be listened on or bound.
     Refused(u16),
     /// Transport: a connection on a handle, to a local port from a remote end.
-    Accepted(u16, u16, Endpoint),
+    Accepted(Handle, u16, Endpoint),
     /// Transport: bytes that arrived on a connection.
-    Data(u16, &'a [u8]),
+    Data(Handle, &'a [u8]),
     /// Transport: the peer will send no more on the connection.
-    PeerClosed(u16),
+    PeerClosed(Handle),
     /// Transport: the connection is gone; the handle is free.
-    Closed(u16),
+    Closed(Handle),
     /// Transport: bound the UDP port.
     Bound(u16),
     /// Transport: a datagram that arrived on a bound port from a remote end.
@@ -92,8 +100,6 @@ pub enum Bad {
     Op(u8),
     /// The payload does not have the operation's length.
     Length,
-    /// `meta` bits that must be zero are not.
-    Reserved,
 }
 
 const LISTEN: u8 = 1;
@@ -114,8 +120,8 @@ const DATAGRAM: u8 = 0x88;
 /// Bytes of a UDP message's header (local port, remote address and port).
 pub const UDP_HEADER: usize = 8;
 
-fn meta(op: u8, handle: u16) -> u32 {
-    u32::from(op) | (u32::from(handle) << 8)
+fn meta(op: u8, handle: Handle) -> u32 {
+    u32::from(op) | ((handle & ((1 << HANDLE_BITS) - 1)) << 8)
 }
 
 fn port(p: &[u8]) -> Result<u16, Bad> {
@@ -131,11 +137,8 @@ fn endpoint(p: &[u8]) -> Endpoint {
 
 /// Decodes a message from its `meta` and payload.
 pub fn decode(meta: u32, payload: &[u8]) -> Result<Msg<'_>, Bad> {
-    if meta >> 24 != 0 {
-        return Err(Bad::Reserved);
-    }
     let op = meta as u8;
-    let h = (meta >> 8) as u16;
+    let h: Handle = meta >> 8;
     let empty = |m: Msg<'static>| {
         if payload.is_empty() {
             Ok(m)
@@ -345,7 +348,8 @@ mod tests {
     #[test]
     fn hostile_messages_are_refused() {
         assert_eq!(decode(0x42, b""), Err(Bad::Op(0x42)));
-        assert_eq!(decode(1 << 24 | 1, b"\x07\x00"), Err(Bad::Reserved));
+        // Every bit above the operation is the handle's.
+        assert_eq!(decode(0xabcd_ef02, b"x"), Ok(Msg::Send(0xab_cdef, b"x")));
         assert_eq!(decode(u32::from(LISTEN), b"\x07"), Err(Bad::Length));
         assert_eq!(decode(u32::from(CLOSE), b"x"), Err(Bad::Length));
         assert_eq!(decode(u32::from(SEND_TO), b"1234567"), Err(Bad::Length));

@@ -11,6 +11,9 @@ use axolotl_socket::{decode, Msg};
 
 pub use axolotl_socket::AppLinks;
 
+/// The store key of TCP's incarnation count.
+const INCARNATION: &[u8] = b"incarnation";
+
 /// Messages taken from one app per round at most.
 const BATCH: usize = 64;
 
@@ -81,6 +84,20 @@ impl TcpWithApps {
     /// noticed that TCP restarted.
     pub fn keep_ports_in(mut self, os: &mut dyn Os, store: Channel) -> Self {
         self.kept = Kept::restore(os, store, &mut self.svc, self.apps.len(), "TCP");
+        // A new incarnation number, for new handles: an app's handle from
+        // before the restart names nothing now.
+        let get = |os: &mut dyn Os| axolotl_store_api::get_u64(os, store, INCARNATION);
+        let n = axolotl_store_api::retry(os, 4, get)
+            .ok()
+            .flatten()
+            .unwrap_or(0)
+            .wrapping_add(1);
+        let put = |os: &mut dyn Os| axolotl_store_api::put_u64(os, store, INCARNATION, n);
+        if let Err(e) = axolotl_store_api::retry(os, 4, put) {
+            log::warn!("cannot keep TCP's incarnation in the store: {e:?}");
+        }
+        self.svc.set_incarnation(n as u8);
+        log::info!("TCP incarnation {n}");
         self
     }
 

@@ -40,10 +40,12 @@ pub enum App {
     Client(u8),
 }
 
-/// A connection handle as the socket interface carries it: the slot in
-/// the low 8 bits, the slot's generation in the high 8, so that a handle
-/// of a connection that ended never reaches the next one on that slot.
-pub type Handle = u16;
+/// A connection handle as the socket interface carries it (24 bits): the
+/// slot in bits 0-7, the slot's generation in bits 8-15, so that a handle
+/// of a connection that ended never reaches the next one on that slot, and
+/// the TCP PD's incarnation in bits 16-23, so that a handle of an earlier
+/// incarnation names nothing in this one (for 255 restarts in a row).
+pub type Handle = u32;
 
 /// What the service tells app PDs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,6 +158,8 @@ pub struct TcpService {
     /// a port must not refuse connections because its app is busy.
     owed_closed: Vec<(u8, Handle)>,
     stats: Stats,
+    /// This incarnation's number (low 8 bits), in every handle.
+    incarnation: u8,
 }
 
 impl TcpService {
@@ -177,6 +181,7 @@ impl TcpService {
             slots: Vec::new(),
             owed_closed: Vec::new(),
             stats: Stats::default(),
+            incarnation: 0,
         };
         for l in listens {
             svc.add_listen(*l);
@@ -266,6 +271,12 @@ impl TcpService {
         ok
     }
 
+    /// Which incarnation of the TCP PD this is (from the state store): it
+    /// goes into every handle from now on.
+    pub fn set_incarnation(&mut self, n: u8) {
+        self.incarnation = n;
+    }
+
     /// The ports app PDs listen on, with the app that listens on each.
     pub fn client_ports(&self) -> Vec<(u16, u8)> {
         let mut ports: Vec<(u16, u8)> = self
@@ -300,6 +311,7 @@ impl TcpService {
         let ok = !slot.retired
             && slot.listen.app == App::Client(client)
             && slot.gen == (h >> 8) as u8
+            && (h >> 16) as u8 == self.incarnation
             && slot.was_open;
         ok.then(|| self.sockets.get_mut::<tcp::Socket>(slot.handle))
     }
@@ -466,7 +478,9 @@ impl TcpService {
                 slot.peer_closed_sent = false;
                 self.stats.accepted += 1;
             }
-            let handle = (u16::from(slot.gen) << 8) | index as u16;
+            let handle = Handle::from(self.incarnation) << 16
+                | Handle::from(slot.gen) << 8
+                | index as Handle;
             if let App::Client(c) = slot.listen.app {
                 // An app still owed older events hears nothing newer this
                 // round, but its ended connections are settled all the same.

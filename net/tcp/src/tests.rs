@@ -458,7 +458,7 @@ fn a_vanished_peer_gives_its_socket_back() {
 #[derive(Default)]
 struct App0 {
     room: bool,
-    events: Vec<(u8, u16)>,
+    events: Vec<(u8, Handle)>,
 }
 
 const EV_ACCEPTED: u8 = 1;
@@ -466,7 +466,7 @@ const EV_CLOSED: u8 = 4;
 
 impl App0 {
     /// The handles of the events of one kind, in order.
-    fn handles(&self, kind: u8) -> Vec<u16> {
+    fn handles(&self, kind: u8) -> Vec<Handle> {
         self.events
             .iter()
             .filter(|e| e.0 == kind)
@@ -705,4 +705,47 @@ fn ports_listened_on_again_from_an_earlier_incarnation_answer_at_once() {
         !after.client_listen(0, 9),
         "another app's port is still taken"
     );
+}
+
+/// A handle carries the TCP PD's incarnation: the same slot and generation
+/// in the next incarnation make another handle, and an app's handle from
+/// before the restart reaches no connection now.
+#[test]
+fn a_handle_of_an_earlier_incarnation_names_nothing() {
+    let accept = |inc: u8, seq: u32| {
+        let mut svc = TcpService::new(US, 24, None, &[], 0);
+        svc.set_incarnation(inc);
+        assert!(svc.client_listen(0, 9));
+        let mut peer = RawPeer::new(PEER, seq);
+        peer.connect(&mut svc, 0);
+        let mut app = App0 {
+            room: true,
+            ..App0::default()
+        };
+        svc.poll_with(1_000_000, &mut |_| {}, &mut app);
+        let h = app.handles(EV_ACCEPTED)[0];
+        (svc, h)
+    };
+    let (_, old) = accept(1, 100);
+    let (mut svc, new) = accept(2, 200);
+    assert_eq!(old & 0xffff, new & 0xffff, "the same slot and generation");
+    assert_ne!(old, new);
+    assert_eq!(new >> 16, 2);
+    // The old handle sends nothing on the new connection.
+    svc.client_send(0, old, b"not for you");
+    let out = poll_collect(&mut svc, 2);
+    assert!(
+        out.iter().all(|p| {
+            let ip = Ipv4Packet::new_checked(&p[..]).unwrap();
+            TcpPacket::new_checked(ip.payload())
+                .unwrap()
+                .payload()
+                .is_empty()
+        }),
+        "bytes sent on an old handle"
+    );
+    assert_eq!(svc.stats().bytes_out, 0);
+    // The new one does.
+    svc.client_send(0, new, b"yours");
+    assert_eq!(svc.stats().bytes_out, 5);
 }

@@ -200,6 +200,8 @@ fn a_restarted_tcp_resets_its_connections_and_serves_new_ones() {
         "app 1's TCP port 7 is back, from the store",
         "app 1's TCP port 9 is back, from the store",
         "app 0's TCP port 80 is back, from the store",
+        // New handles: the apps' old ones name nothing now.
+        "TCP incarnation 2",
     ] {
         sys.wait_log(line);
     }
