@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
             bytes[(at + i) % ring] = *b;
         }
         for _ in 0..SLOTS * 2 {
-            match rx.recv(&pool, &mut out) {
+            match rx.recv(&pool[..], &mut out) {
                 Ok(Some((n, _))) => assert!(n <= BUF),
                 _ => break,
             }

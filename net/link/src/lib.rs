@@ -48,6 +48,26 @@ pub enum SendError {
     Peer,
 }
 
+/// The sender's pool, as the receiver reads it: the bytes are copied out
+/// of it, never borrowed (the sender may write them at any time).
+pub trait Pool {
+    /// Bytes in the pool.
+    fn size(&self) -> usize;
+    /// Copies the `out.len()` bytes at `offset` into `out`; the caller
+    /// keeps the range inside the pool.
+    fn copy_out(&self, offset: usize, out: &mut [u8]);
+}
+
+/// A pool in ordinary memory (tests, fuzzing).
+impl Pool for [u8] {
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn copy_out(&self, offset: usize, out: &mut [u8]) {
+        out.copy_from_slice(&self[offset..offset + out.len()]);
+    }
+}
+
 /// Why a pool cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PoolError {
@@ -273,9 +293,9 @@ impl Receiver {
     /// The next packet, copied out of `pool` into `out`: its length and
     /// `meta`. Bad descriptors are skipped (and counted); every buffer,
     /// good or bad, is given back at once.
-    pub fn recv(
+    pub fn recv<P: Pool + ?Sized>(
         &mut self,
-        pool: &[u8],
+        pool: &P,
         out: &mut [u8],
     ) -> Result<Option<(usize, u32)>, PeerMisbehavior> {
         loop {
@@ -284,14 +304,15 @@ impl Receiver {
             let Some(d) = self.active.peek(0)? else {
                 return Ok(None);
             };
-            let range = usize::try_from(d.offset)
+            let len = d.len as usize;
+            let start = usize::try_from(d.offset)
                 .ok()
                 .filter(|o| o % self.buf_size == 0 && o / self.buf_size < self.buffers)
-                .filter(|_| d.len as usize <= self.buf_size && d.len as usize <= out.len())
-                .and_then(|o| pool.get(o..o + d.len as usize));
-            let got = range.map(|bytes| {
-                out[..bytes.len()].copy_from_slice(bytes);
-                (bytes.len(), d.meta)
+                .filter(|_| len <= self.buf_size && len <= out.len())
+                .filter(|o| o.checked_add(len).is_some_and(|end| end <= pool.size()));
+            let got = start.map(|o| {
+                pool.copy_out(o, &mut out[..len]);
+                (len, d.meta)
             });
             // Give the buffer back whatever it held: the sender checks it.
             // The descriptor's place on the active ring goes with it, for a

@@ -38,11 +38,11 @@ fn packets_arrive_whole_and_buffers_come_back() {
         }
         assert_eq!(p.tx.send(&mut p.pool, b"x", 0), Err(SendError::Full));
         for i in 0..N as u8 {
-            let (len, meta) = p.rx.recv(&p.pool, &mut out).unwrap().unwrap();
+            let (len, meta) = p.rx.recv(&p.pool[..], &mut out).unwrap().unwrap();
             assert_eq!((len, meta), (usize::from(i) * 10 + 1, u32::from(i)));
             assert!(out[..len].iter().all(|&b| b == round ^ i));
         }
-        assert_eq!(p.rx.recv(&p.pool, &mut out).unwrap(), None);
+        assert_eq!(p.rx.recv(&p.pool[..], &mut out).unwrap(), None);
         p.tx.reclaim().unwrap();
         assert_eq!(p.tx.free_buffers(), N);
     }
@@ -87,7 +87,7 @@ fn a_hostile_sender_cannot_make_the_receiver_read_outside_the_pool() {
         evil.enqueue(d).unwrap();
     }
     p.pool[BUF..BUF + 20].copy_from_slice(&[7; 20]);
-    assert_eq!(p.rx.recv(&p.pool, &mut out).unwrap(), Some((20, 9)));
+    assert_eq!(p.rx.recv(&p.pool[..], &mut out).unwrap(), Some((20, 9)));
     assert_eq!(p.rx.bad_descriptors(), 4);
 }
 
@@ -154,7 +154,7 @@ proptest! {
             let _ = evil.enqueue(Desc { offset, len, meta });
         }
         let mut out = [0u8; BUF];
-        while let Ok(Some((len, _))) = p.rx.recv(&p.pool, &mut out) {
+        while let Ok(Some((len, _))) = p.rx.recv(&p.pool[..], &mut out) {
             prop_assert!(len <= BUF);
         }
     }
@@ -185,7 +185,7 @@ fn a_restarted_sender_never_writes_into_a_buffer_still_in_flight() {
             .unwrap();
     }
     for _ in 0..3 {
-        let (len, meta) = p.rx.recv(&p.pool, &mut out).unwrap().unwrap();
+        let (len, meta) = p.rx.recv(&p.pool[..], &mut out).unwrap().unwrap();
         assert!(stamp_ok(&out[..len], meta));
     }
     // The sender restarts: fresh memory, the same rings and pool.
@@ -202,7 +202,7 @@ fn a_restarted_sender_never_writes_into_a_buffer_still_in_flight() {
     assert_eq!(p.tx.send(&mut p.pool, b"x", 0), Err(SendError::Full));
     // The old five come whole, then the new three.
     let mut got = Vec::new();
-    while let Some((len, meta)) = p.rx.recv(&p.pool, &mut out).unwrap() {
+    while let Some((len, meta)) = p.rx.recv(&p.pool[..], &mut out).unwrap() {
         assert!(stamp_ok(&out[..len], meta), "packet {meta:#x} changed");
         got.push(meta);
     }
@@ -249,7 +249,7 @@ fn a_restarted_receiver_drops_a_descriptor_its_earlier_life_gave_back() {
     assert_eq!(rx.dropped_at_attach(), 1);
     let mut out = [0u8; BUF];
     let mut got = Vec::new();
-    while let Some((len, meta)) = rx.recv(&p.pool, &mut out).unwrap() {
+    while let Some((len, meta)) = rx.recv(&p.pool[..], &mut out).unwrap() {
         assert!(stamp_ok(&out[..len], meta), "packet {meta:#x} changed");
         got.push(meta & 0xffff);
     }
@@ -279,7 +279,7 @@ proptest! {
                     let _ = p.tx.send(&mut p.pool, &stamped(inc, n, len), u32::from(inc) << 16 | u32::from(n));
                 }
                 4..=7 => {
-                    if let Some((len, meta)) = p.rx.recv(&p.pool, &mut out).unwrap() {
+                    if let Some((len, meta)) = p.rx.recv(&p.pool[..], &mut out).unwrap() {
                         prop_assert!(stamp_ok(&out[..len], meta), "packet {:#x} changed", meta);
                     }
                 }
@@ -307,7 +307,7 @@ proptest! {
             }
         }
         prop_assert!(restarts > 100);
-        while let Some((len, meta)) = p.rx.recv(&p.pool, &mut out).unwrap() {
+        while let Some((len, meta)) = p.rx.recv(&p.pool[..], &mut out).unwrap() {
             prop_assert!(stamp_ok(&out[..len], meta));
         }
         p.tx.reclaim().unwrap();

@@ -178,11 +178,11 @@ impl RxLink {
 
     /// The next packet copied into `out`: its length and meta.
     pub fn recv(&mut self, out: &mut [u8]) -> Result<Option<(usize, u32)>, PeerMisbehavior> {
-        // SAFETY: the pool lies in the mapped region (attach). The sender
-        // may write it at any time; recv copies the bytes out before
-        // anything parses them.
-        let pool = unsafe { core::slice::from_raw_parts(self.pool, self.pool_len) };
-        self.receiver.recv(pool, out)
+        let pool = SharedPool {
+            base: self.pool,
+            len: self.pool_len,
+        };
+        self.receiver.recv(&pool, out)
     }
 
     /// Whether the sender wants a notification now (buffers came back).
@@ -204,6 +204,47 @@ impl RxLink {
     /// meanwhile.
     pub fn request_packets(&mut self) -> bool {
         self.receiver.request_packets()
+    }
+}
+
+/// The sender's pool in shared memory, which the sender may write at any
+/// time: read only through volatile loads from a raw pointer, never
+/// through a Rust reference.
+struct SharedPool {
+    base: *const u8,
+    len: usize,
+}
+
+impl crate::Pool for SharedPool {
+    fn size(&self) -> usize {
+        self.len
+    }
+
+    fn copy_out(&self, offset: usize, out: &mut [u8]) {
+        debug_assert!(offset + out.len() <= self.len);
+        // `base..base + len` is the pool, mapped for the life of the link
+        // (attach), and the receiver keeps `offset + out.len()` within
+        // `len`: every address below is inside it.
+        // SAFETY: `offset <= len`, so the pointer stays inside the pool.
+        let src = unsafe { self.base.add(offset) };
+        let mut i = 0;
+        if src.cast::<u64>().is_aligned() {
+            // Whole words while they last: a packet is copied eight bytes
+            // at a time.
+            while i + 8 <= out.len() {
+                // SAFETY: an aligned word inside the pool; a volatile load
+                // of a plain integer is valid for any bits the sender
+                // writes meanwhile.
+                let w = unsafe { src.add(i).cast::<u64>().read_volatile() };
+                out[i..i + 8].copy_from_slice(&w.to_ne_bytes());
+                i += 8;
+            }
+        }
+        while i < out.len() {
+            // SAFETY: a byte inside the pool, loaded as above.
+            out[i] = unsafe { src.add(i).read_volatile() };
+            i += 1;
+        }
     }
 }
 
