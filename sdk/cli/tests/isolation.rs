@@ -46,10 +46,13 @@ fn read_only_maps_fault_on_write_and_calls_need_pp() {
         .arg("--control")
         .arg(dir.join("c.sock"))
         // The writer writes, notifies the reader, and tries a call it has no
-        // pp for; the reader, when notified, reads the shared word, then
-        // writes through its read-only map.
+        // pp for; the reader, when notified, reads the shared word, tries
+        // to make its read-only map writable, then writes through it.
         .env("AXOLOTL_PROBE_writer", "write:2000000,notify:1,call:1|")
-        .env("AXOLOTL_PROBE_reader", "|read:3000000,write:3000000")
+        .env(
+            "AXOLOTL_PROBE_reader",
+            "|read:3000000,protect:3000000,write:3000000",
+        )
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -72,6 +75,10 @@ fn read_only_maps_fault_on_write_and_calls_need_pp() {
     assert!(
         text.contains("probe read 3000000 = 0x5eed"),
         "the reader sees the writer's word:\n{text}"
+    );
+    assert!(
+        text.contains("probe mprotect 3000000: refused"),
+        "a read-only map could be made writable:\n{text}"
     );
     assert!(text.contains("probe writing 3000000"), "{text}");
     assert!(

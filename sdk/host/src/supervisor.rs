@@ -99,6 +99,8 @@ struct Proc {
 
 struct Supervisor {
     procs: Vec<Proc>,
+    /// Every region's descriptor, and its read-only twin, open for as long
+    /// as PDs may be (re)started with them.
     _regions: Vec<OwnedFd>,
     _channels: Vec<(OwnedFd, OwnedFd)>,
     t0: u64,
@@ -208,9 +210,16 @@ impl Supervisor {
         fingerprint: u64,
     ) -> Result<Supervisor, String> {
         let mut regions = Vec::new();
+        // Read-only descriptors of the same regions, for read-only maps: a
+        // PD cannot make such a map writable with mprotect, as on seL4.
+        let mut read_only = Vec::new();
         for r in &system.regions {
-            regions
-                .push(sys::memfd(&r.name, r.size).map_err(|e| format!("region {}: {e}", r.name))?);
+            let fd = sys::memfd(&r.name, r.size).map_err(|e| format!("region {}: {e}", r.name))?;
+            read_only.push(
+                sys::reopen_read_only(fd.as_raw_fd())
+                    .map_err(|e| format!("region {}: a read-only descriptor: {e}", r.name))?,
+            );
+            regions.push(fd);
         }
         let mut channels = Vec::new();
         for _ in &system.channels {
@@ -235,9 +244,14 @@ impl Supervisor {
                 .iter()
                 .filter_map(|m| {
                     let ri = system.regions.iter().position(|r| r.name == m.region)?;
+                    let fd = if m.perms.write {
+                        &regions[ri]
+                    } else {
+                        &read_only[ri]
+                    };
                     Some(MapSpec {
                         name: m.region.clone(),
-                        fd: regions[ri].as_raw_fd(),
+                        fd: fd.as_raw_fd(),
                         vaddr: m.vaddr as usize,
                         size: system.regions[ri].size as usize,
                         write: m.perms.write,
@@ -292,7 +306,7 @@ impl Supervisor {
         }
         Ok(Supervisor {
             procs,
-            _regions: regions,
+            _regions: regions.into_iter().chain(read_only).collect(),
             _channels: channels,
             t0: sys::monotonic_ns(),
             fingerprint,

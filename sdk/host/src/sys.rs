@@ -20,6 +20,17 @@ fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
     }
 }
 
+/// A read-only descriptor of the same file as `fd` (through
+/// `/proc/self/fd`): a shared mapping made from it can never be made
+/// writable with `mprotect`.
+pub fn reopen_read_only(fd: RawFd) -> io::Result<OwnedFd> {
+    let path = CString::new(format!("/proc/self/fd/{fd}")).map_err(io::Error::other)?;
+    // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
+    let ro = cvt(unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
+    // SAFETY: open returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(ro) })
+}
+
 /// An anonymous shared-memory file of `size` bytes, zero-filled.
 pub fn memfd(name: &str, size: u64) -> io::Result<OwnedFd> {
     let cname = CString::new(name.replace('\0', "_")).map_err(io::Error::other)?;

@@ -2,7 +2,8 @@
 //! variable `AXOLOTL_PROBE_<PD name>` says, then serves events.
 //!
 //! The value is `AT-INIT|ON-NOTIFY`, each a comma-separated list of actions:
-//! `read:ADDR`, `write:ADDR`, `notify:CH`, `call:CH`. Every result is logged.
+//! `read:ADDR`, `write:ADDR`, `protect:ADDR` (make its page writable with
+//! mprotect), `notify:CH`, `call:CH`. Every result is logged.
 
 use axolotl_sdk::{Channel, ChannelSet, Handler, Message, Os};
 
@@ -30,6 +31,28 @@ fn act(os: &mut dyn Os, action: &str) {
             // must fault, and that is what the test checks.
             unsafe { p.write_volatile(0x5eed) };
             log::info!("probe wrote {arg}");
+        }
+        "protect" => {
+            let page = (num(arg) as usize) & !0xfff;
+            // SAFETY: deliberately unchecked: the probe asks the kernel to
+            // make whatever page the test names writable; for a read-only
+            // map the runtime must have made that impossible.
+            let r = unsafe {
+                libc::mprotect(
+                    std::ptr::with_exposed_provenance_mut(page),
+                    0x1000,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                )
+            };
+            let e = std::io::Error::last_os_error();
+            log::info!(
+                "probe mprotect {arg}: {}",
+                if r == 0 {
+                    "writable".to_string()
+                } else {
+                    format!("refused ({e})")
+                }
+            );
         }
         "notify" => os.notify(Channel::new(num(arg) as u8)),
         "call" => {
