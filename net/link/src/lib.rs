@@ -194,9 +194,12 @@ impl Sender {
         self.bad_returns
     }
 
-    /// Buffers not out now.
-    pub fn free_buffers(&self) -> usize {
-        (0..self.buffers).filter(|&i| !self.is_out(i)).count()
+    /// Packets that can be sent now: buffers not out, as far as the active
+    /// ring has room for them. (A buffer given back may be free before its
+    /// descriptor leaves the active ring: the receiver gives back first.)
+    pub fn free_buffers(&mut self) -> usize {
+        let free = (0..self.buffers).filter(|&i| !self.is_out(i)).count();
+        free.min(self.active.room() as usize)
     }
 
     /// Copies `packet` into a free buffer of `pool` and queues it, with

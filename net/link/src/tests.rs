@@ -314,3 +314,37 @@ proptest! {
         prop_assert_eq!(p.tx.free_buffers(), N, "buffers leaked");
     }
 }
+
+/// With as many ring slots as buffers, a buffer given back before its
+/// descriptor left the active ring is free, but no slot is: the sender
+/// must not count it as room to send (TCP trusted that count and lost an
+/// event on QEMU when a send then failed).
+#[test]
+fn a_free_buffer_without_a_free_slot_is_no_room() {
+    let active = OwnedRing::new(8);
+    let free = OwnedRing::new(8);
+    let mut tx = Sender::new(active.producer(), free.consumer(), BUF * 8, BUF).unwrap();
+    let mut pool = vec![0u8; BUF * 8];
+    for n in 0..8u32 {
+        tx.send(&mut pool, b"packet", n).unwrap();
+    }
+    assert_eq!(tx.free_buffers(), 0);
+    // The receiver gives the first buffer back and has not yet consumed
+    // its descriptor.
+    let mut rx_active = active.consumer();
+    let head = rx_active.peek(0).unwrap().unwrap();
+    let mut rx_free = free.producer();
+    rx_free
+        .enqueue(Desc {
+            offset: head.offset,
+            len: 0,
+            meta: rx_active.position(),
+        })
+        .unwrap();
+    tx.reclaim().unwrap();
+    assert_eq!(tx.free_buffers(), 0, "a free buffer but no slot");
+    assert_eq!(tx.send(&mut pool, b"x", 9), Err(SendError::Full));
+    rx_active.release(1).unwrap();
+    assert_eq!(tx.free_buffers(), 1);
+    tx.send(&mut pool, b"x", 9).unwrap();
+}

@@ -512,6 +512,15 @@ impl Producer {
         self.len() >= self.ring.size()
     }
 
+    /// Free slots now (the head is looked at again first; a consumer
+    /// breaking the rules counts as no room).
+    pub fn room(&mut self) -> u32 {
+        if self.refresh().is_err() {
+            return 0;
+        }
+        self.ring.size().saturating_sub(self.len())
+    }
+
     /// Reads the consumer's head, checking it lies between the head seen
     /// before and the tail.
     pub fn refresh(&mut self) -> Result<(), PeerMisbehavior> {
