@@ -148,6 +148,9 @@ pub struct Ip {
     resolving: Vec<Resolving, PENDING_PACKETS>,
     pending: Vec<Pending, PENDING_PACKETS>,
     stats: Stats,
+    /// Changes of the cache as the state store keeps it (a neighbour
+    /// came, went, changed its address, or was learnt in a new step).
+    changes: u64,
 }
 
 fn caps() -> ChecksumCapabilities {
@@ -163,7 +166,15 @@ impl Ip {
             resolving: Vec::new(),
             pending: Vec::new(),
             stats: Stats::default(),
+            changes: 0,
         }
+    }
+
+    /// How many times the cache changed as the state store keeps it: a
+    /// neighbour came, went or changed its address, or was learnt again in
+    /// a new [`neighbours::STEP_NS`] step.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// The configuration.
@@ -221,10 +232,15 @@ impl Ip {
         }
         match self.arp.iter_mut().find(|e| e.ip == ip) {
             Some(e) => {
+                let step = |t: Nanos| t / neighbours::STEP_NS;
+                if e.mac != mac || step(e.learnt) != step(now) {
+                    self.changes += 1;
+                }
                 e.mac = mac;
                 e.learnt = now;
             }
             None => {
+                self.changes += 1;
                 if self.arp.is_full() {
                     // Forget the oldest.
                     let oldest = (0..self.arp.len())
@@ -529,8 +545,12 @@ impl Ip {
     /// Expires old cache entries, repeats unanswered ARP requests, and
     /// drops the packets of next hops that never answered.
     pub fn poll(&mut self, now: Nanos, sink: &mut dyn Sink) {
+        let before = self.arp.len();
         self.arp
             .retain(|e| now.saturating_sub(e.learnt) < ARP_TTL_NS);
+        if self.arp.len() != before {
+            self.changes += 1;
+        }
         let mut i = 0;
         while i < self.resolving.len() {
             let r = self.resolving[i];

@@ -109,6 +109,8 @@ pub fn decode(bytes: &[u8], mut each: impl FnMut(Neighbour)) -> Result<(), BadRe
 /// The record in the store.
 pub struct NeighbourBook {
     mirror: Mirror,
+    /// `Ip::changes` when the record was last brought up to date.
+    kept: Option<u64>,
 }
 
 impl NeighbourBook {
@@ -135,15 +137,22 @@ impl NeighbourBook {
             Ok(None) => {}
             Err(e) => log::warn!("cannot read the neighbours from the store ({e:?})"),
         }
-        NeighbourBook { mirror }
+        NeighbourBook { mirror, kept: None }
     }
 
-    /// Makes the record say what `ip` knows now, if it does not already.
+    /// Makes the record say what `ip` knows now, if it does not already;
+    /// costs nothing while the cache has not changed (it runs after every
+    /// round of the IP PD).
     pub fn keep(&mut self, os: &mut dyn Os, ip: &Ip) -> Result<(), StoreError> {
+        if self.kept == Some(ip.changes()) {
+            return Ok(());
+        }
         let now = os.now().as_nanos();
         let known: heapless::Vec<Neighbour, { crate::ARP_ENTRIES }> = ip.neighbours(now).collect();
         let mut record = [0u8; MAX_VALUE_LEN];
         let len = encode(&known, &mut record);
-        self.mirror.keep(os, &record[..len])
+        self.mirror.keep(os, &record[..len])?;
+        self.kept = Some(ip.changes());
+        Ok(())
     }
 }

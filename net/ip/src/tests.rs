@@ -386,6 +386,25 @@ mod kept_neighbours {
         assert_eq!(f.ethertype(), EthernetProtocol::Arp);
     }
 
+    /// The cache counts a change only when the record would change: a
+    /// neighbour heard again within a step is none; a new step, an expiry
+    /// are.
+    #[test]
+    fn the_cache_counts_only_changes_the_store_would_see() {
+        let (mut ip, mut out) = (ip(), Out::default());
+        let step = crate::neighbours::STEP_NS;
+        ip.receive_frame(&arp(ArpOperation::Reply, US), 1, &mut out);
+        let after_learning = ip.changes();
+        assert!(after_learning > 0);
+        ip.receive_frame(&ping(1, b"x"), 2, &mut out);
+        ip.receive_frame(&arp(ArpOperation::Reply, US), 3, &mut out);
+        assert_eq!(ip.changes(), after_learning, "heard again, same step");
+        ip.receive_frame(&arp(ArpOperation::Reply, US), step + 1, &mut out);
+        assert_eq!(ip.changes(), after_learning + 1, "a new step");
+        ip.poll(step + 1 + ARP_TTL_NS, &mut out);
+        assert_eq!(ip.changes(), after_learning + 2, "expired");
+    }
+
     /// A neighbour kept long ago has expired by the time IP comes back.
     #[test]
     fn an_expired_neighbour_is_not_taken_back() {

@@ -111,12 +111,45 @@ pub trait Ports {
     fn held(&self) -> Vec<Held>;
 }
 
+/// Whether app `app` may take `port` while the apps hold `held`: it holds
+/// it already, or fewer than `max_ports` others.
+pub fn may_take(held: &[Held], app: u8, port: u16, max_ports: u16) -> bool {
+    let mine = held.iter().filter(|&&(_, a)| a == app);
+    mine.clone().any(|&(p, _)| p == port) || mine.count() < usize::from(max_ports)
+}
+
+/// App `app` asks `ports` for `port`, holding at most `max_ports` ports at
+/// once (`max_ports` of its link in system.xml); whether it has it now.
+/// Logged as `what` says: (done, asked), such as ("listens on TCP",
+/// "listen on TCP").
+pub fn claim(
+    ports: &mut dyn Ports,
+    app: u8,
+    port: u16,
+    max_ports: u16,
+    (done, asked): (&str, &str),
+) -> bool {
+    if !may_take(&ports.held(), app, port, max_ports) {
+        log::warn!("app {app} cannot {asked} port {port}: it holds its {max_ports} ports already (max_ports of its link)");
+        false
+    } else if ports.take(app, port) {
+        log::info!("app {app} {done} port {port}");
+        true
+    } else {
+        log::warn!("app {app} cannot {asked} port {port}: taken");
+        false
+    }
+}
+
 /// A transport's side of keeping ports: the book, if there is a store,
 /// and the answers to the apps' requests (of type `R`), which go out only
 /// once the book holds what they confirm.
 pub struct Kept<R> {
     book: Option<PortBook>,
     answers: Vec<(u8, R)>,
+    /// The ports may differ from the book: an answer is waiting, or an
+    /// app's ports were dropped. Only then does [`Kept::keep`] look.
+    changed: bool,
 }
 
 impl<R> Default for Kept<R> {
@@ -131,18 +164,8 @@ impl<R> Kept<R> {
         Kept {
             book: None,
             answers: Vec::new(),
+            changed: false,
         }
-    }
-
-    /// Ports kept in the store on `store`, and those an earlier
-    /// incarnation kept there (see [`PortBook::open`]).
-    pub fn in_store(os: &mut dyn Os, store: Channel) -> (Kept<R>, Vec<Held>) {
-        let (book, ports) = PortBook::open(os, store);
-        let kept = Kept {
-            book: Some(book),
-            answers: Vec::new(),
-        };
-        (kept, ports)
     }
 
     /// Ports kept in the store on `store`; those an earlier incarnation
@@ -155,7 +178,7 @@ impl<R> Kept<R> {
         apps: usize,
         what: &str,
     ) -> Kept<R> {
-        let (kept, held) = Kept::in_store(os, store);
+        let (book, held) = PortBook::open(os, store);
         for (port, app) in held {
             if usize::from(app) < apps && ports.take(app, port) {
                 log::info!("app {app}'s {what} port {port} is back, from the store");
@@ -163,21 +186,40 @@ impl<R> Kept<R> {
                 log::warn!("the store's {what} port {port} of app {app}: it cannot have it");
             }
         }
-        kept
+        Kept {
+            book: Some(book),
+            answers: Vec::new(),
+            // What did not come back must leave the book too.
+            changed: true,
+        }
     }
 
     /// An answer for app `app`, to go out after the next [`Kept::keep`].
     pub fn answer(&mut self, app: u8, answer: R) {
         self.answers.push((app, answer));
+        self.changed = true;
     }
 
-    /// Brings the book up to date with what `ports` holds (a failure is
-    /// logged: the ports still hold in this incarnation), then hands the
-    /// answers waiting to `send`, oldest first.
+    /// The ports changed without a request to answer (an app that
+    /// restarted lost its ports): the next [`Kept::keep`] writes them.
+    pub fn changed(&mut self) {
+        self.changed = true;
+    }
+
+    /// If the ports changed, brings the book up to date with what `ports`
+    /// holds (a failure is logged, and tried again at the next call: the
+    /// ports still hold in this incarnation), then hands the answers
+    /// waiting to `send`, oldest first. Nothing to do costs nothing: it
+    /// runs after every round of a transport.
     pub fn keep(&mut self, os: &mut dyn Os, ports: &dyn Ports, mut send: impl FnMut(u8, R)) {
+        if !self.changed {
+            return;
+        }
+        self.changed = false;
         if let Some(book) = &mut self.book {
             if let Err(e) = book.keep(os, &ports.held()) {
                 log::warn!("cannot keep the apps' ports in the store: {e:?}");
+                self.changed = true;
             }
         }
         for (app, answer) in self.answers.drain(..) {
@@ -250,8 +292,18 @@ mod tests {
     }
 
     #[test]
+    fn an_app_takes_ports_up_to_its_limit_and_its_own_again() {
+        let held = [(7, 1), (9, 1), (80, 0)];
+        assert!(may_take(&held, 1, 7, 2), "its own port again");
+        assert!(!may_take(&held, 1, 6379, 2), "a third port");
+        assert!(may_take(&held, 1, 6379, 3));
+        assert!(!may_take(&held, 0, 8080, 1), "app 0's limit is its own");
+        assert!(may_take(&held, 2, 8080, 1), "another app is not held back");
+    }
+
+    #[test]
     fn answers_wait_for_the_book_and_go_out_in_order() {
-        let (mut os, _) = world();
+        let (mut os, calls) = world();
         let mut udp = Held2(vec![(7, 0), (9, 1)]);
         let mut kept = Kept::restore(&mut os, STORE, &mut udp, 2, "UDP");
         kept.answer(0, "bound 7");
@@ -259,7 +311,19 @@ mod tests {
         let mut out = Vec::new();
         kept.keep(&mut os, &udp, |k, a| out.push((k, a)));
         assert_eq!(out, [(0, "bound 7"), (1, "bound 9")]);
+        // Nothing changed since: no answer, and no call to the store.
+        let made = calls.made.get();
         kept.keep(&mut os, &udp, |_, _| panic!("an answer twice"));
+        assert_eq!(
+            calls.made.get(),
+            made,
+            "the store asked with nothing changed"
+        );
+        // An app dropped its ports without a request: written all the same.
+        udp.0.retain(|p| p.1 != 1);
+        kept.changed();
+        kept.keep(&mut os, &udp, |_, _| panic!("no answer was waiting"));
+        assert!(calls.made.get() > made);
         // The next incarnation takes what the answers confirmed; a port
         // of an app that is not there (app 1 of 1) is not taken.
         let mut again = Held2(vec![]);

@@ -189,13 +189,6 @@ pub struct AppLinks {
     pub max_ports: u16,
 }
 
-/// Whether app `app` may take `port` while the apps hold `held` (port,
-/// app): it holds it already, or fewer than `max_ports` others.
-pub fn may_take(held: &[(u16, u8)], app: u8, port: u16, max_ports: u16) -> bool {
-    let mine = held.iter().filter(|&&(_, a)| a == app);
-    mine.clone().any(|&(p, _)| p == port) || mine.count() < usize::from(max_ports)
-}
-
 impl AppLinks {
     /// Tells a (re)started transport's app to look at its links: it sees
     /// their peer restarted, and listens or binds again.
@@ -304,16 +297,6 @@ pub fn encode(m: &Msg<'_>, buf: &mut [u8]) -> Option<(u32, usize)> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn an_app_takes_ports_up_to_its_limit_and_its_own_again() {
-        use super::may_take;
-        let held = [(7, 1), (9, 1), (80, 0)];
-        assert!(may_take(&held, 1, 7, 2), "its own port again");
-        assert!(!may_take(&held, 1, 6379, 2), "a third port");
-        assert!(may_take(&held, 1, 6379, 3));
-        assert!(!may_take(&held, 0, 8080, 1), "app 0's limit is its own");
-        assert!(may_take(&held, 2, 8080, 1), "another app is not held back");
-    }
 
     use super::*;
     use proptest::prelude::*;

@@ -5,7 +5,7 @@
 use crate::{ClientIo, Event, Handle, TcpService};
 use alloc::vec::Vec;
 use axolotl_netqueue::component::Transport;
-use axolotl_netqueue::ports::Kept;
+use axolotl_netqueue::ports::{claim, Kept};
 use axolotl_sdk::{Channel, Os};
 use axolotl_socket::{decode, Msg};
 
@@ -109,6 +109,7 @@ impl TcpWithApps {
             if app.links.from_app.peer_restarted() {
                 // Its connections belonged to its earlier life.
                 self.svc.client_reset(k);
+                self.kept.changed();
                 app.held = None;
             }
             if let Some((h, rest)) = app.held.take() {
@@ -130,19 +131,10 @@ impl TcpWithApps {
                 match decode(meta, &buf[..n]) {
                     Ok(Msg::Listen(port)) => {
                         let max = app.links.max_ports;
-                        let reply = if !axolotl_socket::may_take(
-                            &self.svc.client_ports(),
-                            k,
-                            port,
-                            max,
-                        ) {
-                            log::warn!("app {k} cannot listen on TCP port {port}: it holds its {max} ports already (max_ports of its link)");
-                            Msg::Refused(port)
-                        } else if self.svc.client_listen(k, port) {
-                            log::info!("app {k} listens on TCP port {port}");
+                        let what = ("listens on TCP", "listen on TCP");
+                        let reply = if claim(&mut self.svc, k, port, max, what) {
                             Msg::Listening(port)
                         } else {
-                            log::warn!("app {k} cannot listen on TCP port {port}: taken");
                             Msg::Refused(port)
                         };
                         // Answered once the port is in the store.

@@ -6,7 +6,7 @@
 use crate::{DatagramIo, Endpoint, UdpService};
 use alloc::vec::Vec;
 use axolotl_netqueue::component::Transport;
-use axolotl_netqueue::ports::Kept;
+use axolotl_netqueue::ports::{claim, Kept};
 use axolotl_sdk::{Channel, Os};
 use axolotl_socket::{decode, AppLinks, Msg};
 
@@ -88,6 +88,7 @@ impl UdpWithApps {
             if app.links.from_app.peer_restarted() {
                 // Its ports belonged to its earlier life.
                 self.svc.client_reset(k);
+                self.kept.changed();
             }
             for _ in 0..BATCH {
                 let (n, meta) = match app.links.from_app.recv(&mut buf) {
@@ -101,19 +102,10 @@ impl UdpWithApps {
                 match decode(meta, &buf[..n]) {
                     Ok(Msg::Bind(port)) => {
                         let max = app.links.max_ports;
-                        let reply = if !axolotl_socket::may_take(
-                            &self.svc.client_ports(),
-                            k,
-                            port,
-                            max,
-                        ) {
-                            log::warn!("app {k} cannot bind UDP port {port}: it holds its {max} ports already (max_ports of its link)");
-                            Msg::Refused(port)
-                        } else if self.svc.client_bind(k, port) {
-                            log::info!("app {k} bound UDP port {port}");
+                        let what = ("bound UDP", "bind UDP");
+                        let reply = if claim(&mut self.svc, k, port, max, what) {
                             Msg::Bound(port)
                         } else {
-                            log::warn!("app {k} cannot bind UDP port {port}: taken");
                             Msg::Refused(port)
                         };
                         // Answered once the port is in the store.

@@ -20,6 +20,7 @@
 //! faults in the same order (`--dry-run` prints them).
 
 use crate::soak::{self, ClientError, Ctx, Rng};
+use axolotl_host::status::{query, PdStatus};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -86,16 +87,9 @@ struct Tally {
     failures: u64,
 }
 
-fn status(control: &Path) -> Result<Vec<Value>, String> {
-    let text = axolotl_host::status::request(control, "status")?;
-    serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| v.as_array().cloned())
-        .ok_or_else(|| format!("{}: a status that does not parse", control.display()))
-}
-
-fn row<'a>(rows: &'a [Value], pd: &str) -> Option<&'a Value> {
-    rows.iter().find(|r| r["name"] == pd)
+/// PD `pd`'s row of a status, if it has one.
+fn row<'a>(rows: &'a [PdStatus], pd: &str) -> Option<&'a PdStatus> {
+    rows.iter().find(|r| r.name == pd)
 }
 
 /// The faults of a campaign: (PD, kind), in order.
@@ -116,19 +110,25 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
     if args.faults == 0 {
         return Err("--faults: at least one".into());
     }
-    let first = status(control)?;
+    let first = query(control)?;
     // PDs, not the host's own services (their parent is `axolotl`), and
     // not the monitor (no parent), which nothing restarts yet.
-    let pd_names = soak::names_where(&first, |p| {
-        p["parent"] != "axolotl" && p["parent"].is_string()
-    });
-    let all = soak::names_where(&first, |_| true);
+    let pd_names: Vec<String> = first
+        .iter()
+        .filter(|p| {
+            p.parent
+                .as_deref()
+                .is_some_and(|parent| parent != "axolotl")
+        })
+        .map(|p| p.name.clone())
+        .collect();
+    let all: Vec<String> = first.iter().map(|p| p.name.clone()).collect();
     let targets = soak::choose_pds(&args.pds, &all, pd_names.clone())?;
     if targets.is_empty() {
         return Err("no PD to fault".into());
     }
     // On seL4 there are no processes: no pids, and no abort.
-    let on_host = first.iter().any(|p| p["pid"].is_u64());
+    let on_host = first.iter().any(|p| p.pid.is_some());
     let kinds = args.shared.kinds(on_host);
     let seed = args.shared.seed;
     let faults = plan(seed, args.faults, &targets, &kinds);
@@ -175,9 +175,9 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
     };
     for (i, (pd, kind)) in faults.iter().enumerate() {
         let started = Instant::now();
-        let before = status(control)
+        let before = query(control)
             .ok()
-            .and_then(|rows| row(&rows, pd).and_then(|r| r["restarts"].as_u64()))
+            .and_then(|rows| row(&rows, pd).map(|r| r.restarts))
             .unwrap_or(0);
         let t = tally.entry(pd.clone()).or_default();
         t.injected += 1;
@@ -191,10 +191,10 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
         } else {
             // Serving again: restarted, and running.
             let back = loop {
-                if let Ok(rows) = status(control) {
+                if let Ok(rows) = query(control) {
                     let r = row(&rows, pd);
-                    let restarts = r.and_then(|r| r["restarts"].as_u64()).unwrap_or(0);
-                    if restarts > before && r.is_some_and(|r| r["state"] == "running") {
+                    let restarts = r.map_or(0, |r| r.restarts);
+                    if restarts > before && r.is_some_and(|r| r.state == "running") {
                         break true;
                     }
                 }
