@@ -20,7 +20,7 @@ fn main() {
             Ok(a) => (pd::irq::WATCHDOG, HostWatchdog(a)),
             Err(e) => panic!("no host watchdog device: {e}"),
         };
-        Monitor::init(
+        let monitor = Monitor::init(
             init.os(),
             pd::CHILDREN,
             pd::TICK_CHANNEL,
@@ -28,5 +28,12 @@ fn main() {
             Some(watchdog),
         )
         .with_name(pd::NAME)
+        .with_parent(pd::PARENT_NAME);
+        match pd::MONITOR_STATE {
+            // SAFETY: the runtime mapped the region read-write before init;
+            // the checker lets no other PD map it; this is the only reference.
+            Some(r) => monitor.with_saved_state(init.os(), unsafe { r.bytes_mut() }),
+            None => monitor,
+        }
     })
 }

@@ -127,6 +127,15 @@ impl<W: Watchdog> Monitor<W> {
     }
 
     fn inject(&mut self, os: &mut dyn Os, pd: &str, kind: InjectKind) {
+        if pd == self.name {
+            // Saved first: the next incarnation starts from this state.
+            self.persist();
+            log::info!("{INJECTED_PREFIX}{pd} {}", kind.name());
+            if let Err(e) = os.inject_self(kind) {
+                log::warn!("{ERROR_PREFIX}{e}");
+            }
+            return;
+        }
         let Some(i) = self.children.iter().position(|c| c.name == pd) else {
             log::warn!("{ERROR_PREFIX}no supervised PD named '{pd}'");
             return;
@@ -160,6 +169,18 @@ impl fmt::Display for Str<'_> {
     }
 }
 
+/// A parent's name as JSON, or null.
+struct Parent(Option<&'static str>);
+
+impl fmt::Display for Parent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(p) => Str(p).fmt(f),
+            None => f.write_str("null"),
+        }
+    }
+}
+
 /// Seconds as JSON: a number with millisecond precision.
 struct Secs(Instant);
 
@@ -188,11 +209,26 @@ fn counters(f: &mut fmt::Formatter<'_>, heartbeats: u64) -> fmt::Result {
 impl<W: Watchdog> fmt::Display for StatusJson<'_, W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = self.m.console.as_ref().map_or("monitor", |c| c.name);
+        f.write_char('[')?;
+        if let Some(parent) = self.m.parent {
+            // The warden: it runs whenever the monitor does (it is the
+            // root and only waits for the monitor's faults).
+            write!(
+                f,
+                "{{\"name\":{},\"state\":\"running\",\"pid\":null,\"parent\":null,\"restarts\":0,\
+                 \"last_fault\":null,\"last_recovery_us\":null,",
+                Str(parent)
+            )?;
+            counters(f, 0)?;
+            f.write_char(',')?;
+        }
         write!(
             f,
-            "[{{\"name\":{},\"state\":\"running\",\"pid\":null,\"parent\":null,\"restarts\":0,\
+            "{{\"name\":{},\"state\":\"running\",\"pid\":null,\"parent\":{},\"restarts\":{},\
              \"last_fault\":null,\"last_recovery_us\":null,",
-            Str(name)
+            Str(name),
+            Parent(self.m.parent),
+            self.m.own.incarnation
         )?;
         counters(f, 0)?;
         for (cfg, st) in self.m.children() {

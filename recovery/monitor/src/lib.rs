@@ -19,6 +19,7 @@
 pub mod console;
 pub mod policy;
 pub mod query;
+pub mod saved;
 
 use axolotl_sdk::config::SupervisedChild;
 use axolotl_sdk::{
@@ -120,6 +121,12 @@ pub struct Monitor<W: Watchdog = NoWatchdog> {
     all_up: bool,
     console: Option<console::Console>,
     name: &'static str,
+    saved: Option<saved::Saved>,
+    own: saved::Own,
+    /// The monitor's own parent (the warden), for status answers.
+    parent: Option<&'static str>,
+    /// Something worth saving changed since the last save.
+    dirty: bool,
 }
 
 impl<W: Watchdog> Monitor<W> {
@@ -167,6 +174,10 @@ impl<W: Watchdog> Monitor<W> {
             all_up: false,
             console: None,
             name: "monitor",
+            saved: None,
+            own: saved::Own::default(),
+            parent: None,
+            dirty: false,
         };
         m.arm_watchdog(now);
         m
@@ -183,6 +194,62 @@ impl<W: Watchdog> Monitor<W> {
     ) -> Self {
         self.console = Some(console::Console::new(name, ch, reader));
         self.name = name;
+        self
+    }
+
+    /// Keeps the monitor's state in `region` (system.xml's `<axolotl:monitor
+    /// state>`), which outlives the monitor's restarts: what a previous
+    /// incarnation saved there is loaded now (restart counts, fault
+    /// history and policy windows, where each child is in its life), and
+    /// every change is saved from now on. See [`saved`].
+    pub fn with_saved_state(mut self, os: &mut dyn Os, region: &'static mut [u8]) -> Self {
+        let mut saved = saved::Saved::new(region, self.children);
+        let now = os.now();
+        match saved.load(&mut self.states) {
+            Some(own) => {
+                self.own = saved::Own {
+                    incarnation: own.incarnation.saturating_add(1),
+                    all_up: own.all_up,
+                };
+                self.all_up = own.all_up;
+                for st in &mut self.states {
+                    st.last_ping = now;
+                }
+                let restarts: u64 = self.states.iter().map(|s| u64::from(s.restarts)).sum();
+                log::warn!(
+                    "the monitor is back (restart #{}): it keeps the state of {} PDs ({restarts} restarts so far)",
+                    self.own.incarnation,
+                    self.states.len()
+                );
+            }
+            None => log::info!("the monitor keeps its state across its restarts"),
+        }
+        self.saved = Some(saved);
+        self.dirty = true;
+        self.persist();
+        self
+    }
+
+    /// The monitor's own restarts (0 without a state region).
+    pub fn own_restarts(&self) -> u32 {
+        self.own.incarnation
+    }
+
+    /// Saves the state if it changed.
+    fn persist(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        if let Some(saved) = &mut self.saved {
+            self.own.all_up = self.all_up;
+            saved.save(&self.states, self.own);
+        }
+    }
+
+    /// Names the monitor's own parent (in status answers).
+    pub fn with_parent(mut self, parent: Option<&'static str>) -> Self {
+        self.parent = parent;
         self
     }
 
@@ -274,6 +341,7 @@ impl<W: Watchdog> Monitor<W> {
     }
 
     fn restart(&mut self, os: &mut dyn Os, i: usize, now: Instant, fault_at: Instant) {
+        self.dirty = true;
         let (cfg, st) = (&self.children[i], &mut self.states[i]);
         st.restarts += 1;
         st.ping_sent = None;
@@ -302,6 +370,7 @@ impl<W: Watchdog> Monitor<W> {
     /// at once.
     fn on_fault(&mut self, os: &mut dyn Os, i: usize, info: FaultInfo, running: bool) {
         let now = os.now();
+        self.dirty = true;
         let cfg = self.children[i];
         let st = &mut self.states[i];
         st.last_fault = Some(info);
@@ -458,6 +527,7 @@ impl<W: Watchdog> Monitor<W> {
             st.heartbeats += 1;
         }
         if let Phase::Starting { fault_at, .. } = st.phase {
+            self.dirty = true;
             st.phase = Phase::Running;
             st.ever_up = true;
             match fault_at {
@@ -481,7 +551,8 @@ impl<W: Watchdog> Monitor<W> {
             log::info!(
                 "{} all {} PDs up, {}.{:03} ms after the clock started",
                 console::UP_MARKER,
-                self.states.len() + 1,
+                // Its children, itself and its own parent (the warden).
+                self.states.len() + 1 + usize::from(self.parent.is_some()),
                 ns / NS_PER_MS,
                 (ns % NS_PER_MS) / 1_000
             );
@@ -526,6 +597,7 @@ impl<W: Watchdog> Handler for Monitor<W> {
             self.arm_watchdog(self.last_tick);
             self.on_tick(os);
         }
+        self.persist();
         Ok(())
     }
 
@@ -551,6 +623,7 @@ impl<W: Watchdog> Handler for Monitor<W> {
             return Ok(());
         }
         self.on_fault(os, i, *info, false);
+        self.persist();
         Ok(())
     }
 }

@@ -28,9 +28,9 @@ pub enum Decision {
 /// What the policy remembers about one child.
 #[derive(Clone, Debug, Default)]
 pub struct History {
-    recent: Deque<Instant, MAX_TRACKED_FAULTS>,
-    started_at: Instant,
-    delay_ms: u64,
+    pub(crate) recent: Deque<Instant, MAX_TRACKED_FAULTS>,
+    pub(crate) started_at: Instant,
+    pub(crate) delay_ms: u64,
 }
 
 impl History {

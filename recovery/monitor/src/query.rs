@@ -4,7 +4,8 @@
 //! - [`REPORT`]: a PD reports its counters ([`Counters`]); the monitor
 //!   keeps the latest per PD.
 //! - [`STATUS`]: the state of PD number `i` (0 is the monitor itself, then
-//!   the children in system.xml order), for status pages.
+//!   the children in system.xml order, then the monitor's parent, the
+//!   warden, if there is one), for status pages.
 //!
 //! Replies are plain words; a caller treats every reply as untrusted data
 //! (lengths are checked, names are bounded).
@@ -189,13 +190,28 @@ impl<W: Watchdog> Monitor<W> {
                             name,
                             name_len,
                             phase: "running",
-                            restarts: 0,
+                            restarts: self.own.incarnation,
                             last_fault: None,
                             last_recovery_ns: None,
                             heartbeats: 0,
                             counters: None,
                         })
                     }
+                    // After the children: the monitor's parent, the
+                    // warden, which runs whenever the monitor does.
+                    i if i == self.children.len() as u64 + 1 => self.parent.map(|p| {
+                        let (name, name_len) = named(p);
+                        PdState {
+                            name,
+                            name_len,
+                            phase: "running",
+                            restarts: 0,
+                            last_fault: None,
+                            last_recovery_ns: None,
+                            heartbeats: 0,
+                            counters: None,
+                        }
+                    }),
                     i => usize::try_from(i - 1).ok().and_then(|i| {
                         let (cfg, s) = (self.children.get(i)?, self.states.get(i)?);
                         let (name, name_len) = named(cfg.name);

@@ -468,6 +468,11 @@ fn status_queries_and_counter_reports() {
     let t = ask(&mut m, &mut os, 2).unwrap();
     assert_eq!((t.name(), t.counters, t.last_fault), ("timer", None, None));
     assert!(ask(&mut m, &mut os, 3).is_none());
+    // With a warden, it comes after the children.
+    let mut m = m.with_parent(Some("warden"));
+    let w = ask(&mut m, &mut os, 3).unwrap();
+    assert_eq!((w.name(), w.phase, w.restarts), ("warden", "running", 0));
+    assert!(ask(&mut m, &mut os, 4).is_none());
     assert!(ask(&mut m, &mut os, u64::MAX).is_none());
     // Garbage replies decode to nothing rather than to nonsense.
     let mut bad = Message::with_words(query::STATUS, &[1, 9]).unwrap();
@@ -513,4 +518,215 @@ fn a_timer_hang_is_not_blamed_on_the_pds_it_starved() {
         restarted |= os.take().contains(&Event::Restart(WORKER));
     }
     assert!(restarted, "a worker silent after the timer came back");
+}
+
+/// A state region that outlives monitors, as a memory region does.
+fn region(len: usize) -> &'static mut [u8] {
+    Box::leak(vec![0u8; len].into_boxed_slice())
+}
+
+/// A second handle on the same region: the next incarnation maps what the
+/// previous one wrote. Only one of them is used at a time.
+fn same(r: &mut [u8]) -> &'static mut [u8] {
+    #[allow(unsafe_code)]
+    // SAFETY: the test keeps the region alive for ever (leaked) and never
+    // uses the earlier monitor once the next one is made from this.
+    unsafe {
+        std::slice::from_raw_parts_mut(r.as_mut_ptr(), r.len())
+    }
+}
+
+#[test]
+fn a_restarted_monitor_keeps_counts_history_and_phases() {
+    let state = region(saved::region_bytes(CHILDREN.len()));
+    let (m, mut os) = monitor();
+    let mut m = m.with_saved_state(&mut os, same(state));
+    assert_eq!(m.own_restarts(), 0);
+    up(&mut m, &mut os, WORKER_CH);
+    up(&mut m, &mut os, TIMER_CH_AS_CHILD);
+    os.advance_ms(5_000);
+    m.fault(&mut os, WORKER, &SEGV).unwrap();
+    os.advance_ms(2);
+    up(&mut m, &mut os, WORKER_CH);
+    // Faults again soon after: a crash loop, waiting for its back-off.
+    os.advance_ms(1);
+    m.fault(&mut os, WORKER, &SEGV).unwrap();
+    os.take();
+    let before = m.state("worker").unwrap().clone();
+    assert!(matches!(before.phase, Phase::Waiting { .. }));
+    drop(m);
+
+    // The monitor restarts with fresh memory and the same region.
+    let (m2, _) = monitor();
+    let mut m2 = m2.with_saved_state(&mut os, same(state));
+    assert_eq!(m2.own_restarts(), 1);
+    let after = m2.state("worker").unwrap();
+    assert_eq!(after.restarts, 1);
+    assert_eq!(after.phase, before.phase);
+    assert_eq!(after.last_fault, Some(SEGV));
+    assert_eq!(after.last_fault_at, before.last_fault_at);
+    assert_eq!(after.last_recovery_ns, Some(2_000_000));
+    assert!(after.ever_up);
+    assert_eq!(
+        after.history.recent.iter().collect::<Vec<_>>(),
+        before.history.recent.iter().collect::<Vec<_>>()
+    );
+    assert_eq!(after.history.delay_ms(), before.history.delay_ms());
+    // The restart it owed is done when its back-off has passed.
+    tick(&mut m2, &mut os, 20);
+    assert_eq!(os.take(), vec![Event::Restart(WORKER)]);
+    assert_eq!(m2.state("worker").unwrap().restarts, 2);
+    // The policy window carried over: two more quick faults make four in
+    // the window, and the monitor gives up, as it would have without its
+    // own restart.
+    for _ in 0..2 {
+        up(&mut m2, &mut os, WORKER_CH);
+        os.advance_ms(1);
+        m2.fault(&mut os, WORKER, &SEGV).unwrap();
+        tick(&mut m2, &mut os, 500);
+    }
+    assert_eq!(m2.state("worker").unwrap().phase, Phase::GaveUp);
+    drop(m2);
+    let (m3, _) = monitor();
+    let m3 = m3
+        .with_saved_state(&mut os, same(state))
+        .with_parent(Some("warden"));
+    assert_eq!(m3.own_restarts(), 2);
+    assert_eq!(m3.state("worker").unwrap().phase, Phase::GaveUp);
+    // Its status answer names its own restarts.
+    let json: serde_json::Value = serde_json::from_str(&m3.status_json().to_string()).unwrap();
+    assert_eq!(json[0]["name"], "warden");
+    assert_eq!(json[0]["parent"], serde_json::Value::Null);
+    assert_eq!(json[1]["name"], "monitor");
+    assert_eq!(json[1]["parent"], "warden");
+    assert_eq!(json[1]["restarts"], 2);
+    assert_eq!(json[2]["name"], "worker");
+    assert_eq!(json[2]["restarts"], 3);
+}
+
+#[test]
+fn without_saved_state_a_restarted_monitor_starts_from_nothing() {
+    // What the previous test would see with no region: the control case.
+    let (mut m, mut os) = monitor();
+    up(&mut m, &mut os, WORKER_CH);
+    os.advance_ms(5_000);
+    m.fault(&mut os, WORKER, &SEGV).unwrap();
+    let (m2, _) = monitor();
+    assert_eq!(m2.state("worker").unwrap().restarts, 0);
+    assert_eq!(m2.own_restarts(), 0);
+}
+
+#[test]
+fn a_torn_save_leaves_the_copy_before_it() {
+    let state = region(saved::region_bytes(CHILDREN.len()));
+    let (m, mut os) = monitor();
+    let mut m = m.with_saved_state(&mut os, same(state));
+    up(&mut m, &mut os, WORKER_CH);
+    os.advance_ms(5_000);
+    m.fault(&mut os, WORKER, &SEGV).unwrap();
+    drop(m);
+    // The next incarnation saves once as it starts, and then the change
+    // below; the monitor dies during the second save: any of the bytes
+    // it writes may be torn. Whatever is torn, the monitor after loads
+    // either the old or the new copy, never garbage and never nothing.
+    let (m, _) = monitor();
+    let mut m = m.with_saved_state(&mut os, same(state));
+    let good = state.to_vec();
+    os.advance_ms(3);
+    up(&mut m, &mut os, WORKER_CH);
+    drop(m);
+    let newer = state.to_vec();
+    let changed: Vec<usize> = (0..good.len()).filter(|&i| good[i] != newer[i]).collect();
+    assert!(!changed.is_empty());
+    for cut in 0..=changed.len() {
+        let torn = same(state);
+        torn.copy_from_slice(&good);
+        for &i in &changed[..cut] {
+            torn[i] = newer[i];
+        }
+        let (m, _) = monitor();
+        let m = m.with_saved_state(&mut os, torn);
+        let w = m.state("worker").unwrap();
+        assert_eq!(w.restarts, 1, "cut {cut}");
+        assert!(
+            matches!(w.phase, Phase::Starting { .. } | Phase::Running),
+            "cut {cut}: {:?}",
+            w.phase
+        );
+    }
+}
+
+#[test]
+fn a_region_of_other_children_or_garbage_is_a_first_boot() {
+    let state = region(saved::region_bytes(CHILDREN.len()));
+    let (m, mut os) = monitor();
+    let mut m = m.with_saved_state(&mut os, same(state));
+    os.advance_ms(5_000);
+    m.fault(&mut os, WORKER, &SEGV).unwrap();
+    drop(m);
+    // Other children (system.xml changed): nothing applies.
+    static OTHER: [SupervisedChild; 2] = [
+        SupervisedChild {
+            name: "other",
+            ..CHILDREN[0]
+        },
+        CHILDREN[1],
+    ];
+    let m = Monitor::<NoWatchdog>::init(&mut os, &OTHER, Some(TIMER_CH), Some(TIMER), None)
+        .with_saved_state(&mut os, same(state));
+    assert_eq!(m.own_restarts(), 0);
+    assert_eq!(m.state("other").unwrap().restarts, 0);
+    // Random bytes: never a panic, never a restored count.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..200 {
+        let r = region(saved::region_bytes(CHILDREN.len()));
+        for b in r.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        let (m, _) = monitor();
+        let m = m.with_saved_state(&mut os, r);
+        assert_eq!(m.own_restarts(), 0);
+    }
+    // Too small a region keeps nothing, and says so instead of failing.
+    let (m, _) = monitor();
+    let m = m.with_saved_state(&mut os, region(40));
+    assert_eq!(m.own_restarts(), 0);
+}
+
+#[test]
+fn a_small_region_keeps_the_newest_fault_times() {
+    // Room for the records and two fault times each.
+    let len = 2 * (saved::HEADER + CHILDREN.len() * (saved::RECORD + 16));
+    let state = region(len);
+    let (m, mut os) = monitor();
+    let mut m = m.with_saved_state(&mut os, same(state));
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        os.advance_ms(2_000);
+        times.push(os.now);
+        m.fault(&mut os, WORKER, &SEGV).unwrap();
+        up(&mut m, &mut os, WORKER_CH);
+    }
+    drop(m);
+    let (m, _) = monitor();
+    let m = m.with_saved_state(&mut os, same(state));
+    let w = m.state("worker").unwrap();
+    assert_eq!(w.restarts, 3);
+    assert_eq!(
+        w.history.recent.iter().copied().collect::<Vec<_>>(),
+        times[1..]
+    );
+}
+
+#[test]
+fn the_checker_sizes_the_state_region_as_the_monitor_does() {
+    for n in [0, 1, 11, 63] {
+        assert_eq!(
+            axolotl_sysdesc::monitor_state_bytes(n),
+            saved::region_bytes(n) as u64
+        );
+    }
 }

@@ -34,8 +34,9 @@ pub struct CampaignArgs {
     /// Faults to inject.
     #[arg(long)]
     pub faults: u64,
-    /// The PDs to fault, comma-separated (default: every PD but the
-    /// monitor).
+    /// The PDs to fault, comma-separated (default: every PD but the root,
+    /// the warden, which nothing restarts; the monitor gets no hangs, which
+    /// nothing would notice).
     #[arg(long, value_delimiter = ',')]
     pub pds: Vec<String>,
     #[command(flatten)]
@@ -92,14 +93,27 @@ fn row<'a>(rows: &'a [PdStatus], pd: &str) -> Option<&'a PdStatus> {
     rows.iter().find(|r| r.name == pd)
 }
 
-/// The faults of a campaign: (PD, kind), in order.
-pub fn plan(seed: u64, n: u64, pds: &[String], kinds: &[String]) -> Vec<(String, String)> {
+/// The faults of a campaign: (PD, kind), in order. PDs in `no_hang` are
+/// never given a hang: nothing watches them for one (the monitor: its
+/// parent, the warden, has no clock to notice a hang with).
+pub fn plan(
+    seed: u64,
+    n: u64,
+    pds: &[String],
+    kinds: &[String],
+    no_hang: &[String],
+) -> Vec<(String, String)> {
     let mut rng = Rng::new(seed ^ 0xca4a_1600);
+    let others: Vec<String> = kinds.iter().filter(|k| *k != "hang").cloned().collect();
     (0..n)
-        .map(|_| {
+        .filter_map(|_| {
             let pd = &pds[rng.below(pds.len() as u64) as usize];
-            let kind = &kinds[rng.below(kinds.len() as u64) as usize];
-            (pd.clone(), kind.clone())
+            let choice = if no_hang.contains(pd) { &others } else { kinds };
+            if choice.is_empty() {
+                return None;
+            }
+            let kind = &choice[rng.below(choice.len() as u64) as usize];
+            Some((pd.clone(), kind.clone()))
         })
         .collect()
 }
@@ -112,7 +126,7 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
     }
     let first = query(control)?;
     // PDs, not the host's own services (their parent is `axolotl`), and
-    // not the monitor (no parent), which nothing restarts yet.
+    // not the root (the warden, no parent), which nothing restarts.
     let pd_names: Vec<String> = first
         .iter()
         .filter(|p| {
@@ -131,7 +145,24 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
     let on_host = first.iter().any(|p| p.pid.is_some());
     let kinds = args.shared.kinds(on_host);
     let seed = args.shared.seed;
-    let faults = plan(seed, args.faults, &targets, &kinds);
+    // The root's children (the monitor) have no hang detection.
+    let roots: Vec<&str> = first
+        .iter()
+        .filter(|p| p.parent.is_none())
+        .map(|p| p.name.as_str())
+        .collect();
+    let no_hang: Vec<String> = first
+        .iter()
+        .filter(|p| p.parent.as_deref().is_some_and(|q| roots.contains(&q)))
+        .map(|p| p.name.clone())
+        .collect();
+    let faults = plan(seed, args.faults, &targets, &kinds, &no_hang);
+    if (faults.len() as u64) < args.faults {
+        return Err(format!(
+            "--kinds: {} cannot be hung (nothing watches it for hangs); give it another kind or leave it out of --pds",
+            no_hang.join(", ")
+        ));
+    }
     if args.dry_run {
         let list: Vec<Value> = faults.iter().map(|(p, k)| json!([p, k])).collect();
         if args.json {

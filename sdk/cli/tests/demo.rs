@@ -99,6 +99,78 @@ fn every_pd_but_the_monitor_recovers_and_workers_keep_their_state() {
 }
 
 #[test]
+fn the_monitor_comes_back_with_its_counts_and_still_restarts_others() {
+    let sys = Running::start("monitor-restart");
+    sys.wait_log("persisted count=3");
+    let w = sys.pd("warden");
+    assert_eq!(
+        w["parent"],
+        serde_json::Value::Null,
+        "the warden is the root"
+    );
+    assert_eq!(sys.pd("guardian")["parent"], "warden");
+
+    // The monitor restarts a child and counts it.
+    sys.inject("consumer", "segv");
+    sys.wait_restarted("consumer", 1);
+    let consumer_pid = sys.pd("consumer")["pid"].clone();
+
+    // The monitor itself faults; the warden restarts it.
+    let before = sys.log().len();
+    sys.inject("guardian", "segv");
+    let g = sys.wait_restarted("guardian", 1);
+    assert_eq!(g["last_fault"]["kind"], "memory-access", "{g}");
+    sys.wait_log("the monitor is back (restart #1)");
+    // Its children kept running meanwhile.
+    assert_eq!(sys.pd("consumer")["pid"], consumer_pid);
+    assert_eq!(sys.pd("producer")["restarts"], 0);
+
+    // The new monitor has the old one's counts: the consumer's next
+    // restart is its second, in the monitor's own words.
+    std::thread::sleep(Duration::from_millis(1_100));
+    sys.inject("consumer", "segv");
+    sys.wait_restarted("consumer", 2);
+    let log = sys.wait_log("restarting consumer after memory-access (restart #2)");
+    assert!(
+        !log[before..].contains("restarting consumer after memory-access (restart #1)"),
+        "the restarted monitor counted from zero:\n{log}"
+    );
+
+    // A child that faults while the monitor is down waits for it: hold
+    // the warden so the monitor stays down, fault the monitor and then
+    // the producer.
+    let warden = sys.pd("warden")["pid"].as_i64().unwrap() as i32;
+    libc_kill(warden, libc::SIGSTOP);
+    sys.inject("guardian", "segv");
+    let start = std::time::Instant::now();
+    while sys.pd("guardian")["state"] != "faulted" {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "guardian did not fault"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    sys.inject("producer", "segv");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(sys.pd("producer")["state"], "faulted");
+    // The consumer still counts jobs without its monitor.
+    assert_eq!(sys.pd("consumer")["state"], "running");
+    libc_kill(warden, libc::SIGCONT);
+    sys.wait_restarted("guardian", 2);
+    let p = sys.wait_restarted("producer", 1);
+    assert_eq!(p["last_fault"]["kind"], "memory-access");
+    sys.wait_log("the monitor is back (restart #2)");
+    let log = sys.wait_log("producer recovered");
+    assert!(
+        log.contains("restarting producer after memory-access (restart #1)"),
+        "{log}"
+    );
+    for p in sys.status() {
+        assert_eq!(p["state"], "running", "{p}");
+    }
+}
+
+#[test]
 fn the_store_keeps_every_acknowledged_put_across_random_kills() {
     let sys = Running::start("store-kills");
     sys.wait_log("persisted count=3");

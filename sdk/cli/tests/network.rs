@@ -45,7 +45,7 @@ fn echo_discard_udp_and_the_status_page_through_the_split_stack() {
     assert!(page.starts_with("HTTP/1.1 200 OK\r\n"), "{page}");
     assert!(page.contains("Content-Type: text/html"), "{page}");
     for pd in [
-        "guardian", "timer", "store", "nic", "ip", "filter", "tcp", "udp", "http", "echo",
+        "warden", "guardian", "timer", "store", "nic", "ip", "filter", "tcp", "udp", "http", "echo",
     ] {
         assert!(
             page.contains(&format!("<tr><td>{pd}</td><td>running</td>")),

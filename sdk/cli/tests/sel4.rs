@@ -27,9 +27,9 @@ use std::time::{Duration, Instant};
 const BOARDS: [&str; 2] = ["qemu_virt_aarch64", "x86_64_generic"];
 
 /// Every PD of the demo system on a seL4 board, in system.xml's order.
-const PDS: [&str; 13] = [
-    "guardian", "timer", "store", "producer", "consumer", "nic", "ip", "filter", "tcp", "udp",
-    "http", "echo", "serial",
+const PDS: [&str; 14] = [
+    "warden", "guardian", "timer", "store", "producer", "consumer", "nic", "ip", "filter", "tcp",
+    "udp", "http", "echo", "serial",
 ];
 
 fn on_path(name: &str) -> bool {
@@ -354,6 +354,20 @@ fn boot_and_recover(board: &'static str) {
     q.inject("serial", "segv");
     q.wait("serial faulted: memory-access", 30);
     q.wait_running("serial", 1);
+
+    // The monitor itself: the warden restarts it with fresh memory, and it
+    // comes back with its counts from its state region.
+    eprintln!("--- {board}: null-pointer write into the monitor");
+    let before = q.pd("consumer")["restarts"].clone();
+    q.inject("guardian", "segv");
+    q.wait("the monitor is back (restart #1)", 30);
+    let g = q.wait_running("guardian", 1);
+    assert_eq!(g["parent"], "warden", "{board}: {g}");
+    assert_eq!(
+        q.pd("consumer")["restarts"],
+        before,
+        "{board}: the restarted monitor lost its counts"
+    );
 
     // After all that, the consumer still counts: a later restart resumes
     // from at least what it had.

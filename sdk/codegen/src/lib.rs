@@ -363,6 +363,13 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64, entries: &[Entries
             .map(|(_, mine, _)| mine.id)
     });
     let _ = writeln!(w, "/// The channel to this PD's parent (the runtime answers heartbeats on it).\npub const PARENT: Option<Channel> = {};", opt(parent_ch, "Channel::new"));
+    let monitor_name = system
+        .monitor()
+        .map(|m| system.pds[m].name.as_str())
+        .unwrap_or("");
+    let _ = writeln!(w, "/// The monitor's PD name (empty if there is none).\npub const MONITOR_NAME: &str = {monitor_name:?};");
+    let parent_name = pd.parent.map(|p| format!("Some({:?})", system.pds[p].name));
+    let _ = writeln!(w, "/// The name of this PD's parent, if it has one.\npub const PARENT_NAME: Option<&str> = {};", parent_name.as_deref().unwrap_or("None"));
     // As Microkit decides whether a PD's input is an endpoint or only a
     // notification.
     let receives_calls = system.pds.iter().any(|p| p.parent == Some(i))
@@ -500,6 +507,16 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64, entries: &[Entries
     let _ = writeln!(
         w,
         "/// (Store) the journal region.\npub const JOURNAL: Option<Region> = {journal};"
+    );
+    let mut monitor_state = "None".to_string();
+    if let Some(Role::Monitor { state: Some(r) }) = &pd.role {
+        if let Some(e) = region_expr(system, pd, r) {
+            monitor_state = format!("Some({e})");
+        }
+    }
+    let _ = writeln!(
+        w,
+        "/// (Monitor) the region that keeps its own state across its restarts.\npub const MONITOR_STATE: Option<Region> = {monitor_state};"
     );
     out
 }

@@ -15,6 +15,7 @@
 
 mod channel;
 pub mod config;
+pub mod crc;
 mod fault;
 mod message;
 #[cfg(any(test, feature = "mock"))]
@@ -111,6 +112,14 @@ pub trait Os {
     fn inject_child(&mut self, child: Child, kind: InjectKind) -> Result<(), &'static str> {
         let _ = (child, kind);
         Err("this platform injects faults through its supervisor, not the parent PD")
+    }
+
+    /// Make this PD itself fault as `kind` says (the monitor, asked on its
+    /// console to fault itself). On success it does not return: the PD
+    /// faults, or hangs. Platforms that inject through a supervisor say so.
+    fn inject_self(&mut self, kind: InjectKind) -> Result<(), &'static str> {
+        let _ = kind;
+        Err("this platform injects faults through its supervisor, not the PD itself")
     }
 }
 

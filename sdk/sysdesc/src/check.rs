@@ -278,7 +278,8 @@ fn roles(s: &System, d: &mut Diags) {
     for p in &s.pds {
         let Some(role) = &p.role else { continue };
         let name = match role {
-            Role::Monitor => "monitor",
+            Role::Monitor { .. } => "monitor",
+            Role::Warden => "warden",
             Role::Timer => "timer",
             Role::Store { .. } => "store",
         };
@@ -293,31 +294,128 @@ fn roles(s: &System, d: &mut Diags) {
             );
         }
         seen.push((name, p));
-        if let Role::Store { journal } = role {
-            match s.region(journal) {
-                None => d.at(
-                    p.pos,
-                    format!(
-                        "<axolotl:store> in {}: journal names no memory_region '{journal}'",
-                        p.name
-                    ),
-                ),
-                Some(_) => {
-                    if !p
-                        .maps
-                        .iter()
-                        .any(|m| &m.region == journal && m.perms.read && m.perms.write)
-                    {
-                        d.at(p.pos, format!("<axolotl:store> in {}: the store must map its journal '{journal}' read-write", p.name));
-                    }
-                    for other in s.pds.iter().filter(|o| o.name != p.name) {
-                        if let Some(m) = other.maps.iter().find(|m| &m.region == journal) {
-                            d.at(m.pos, format!("<map mr=\"{journal}\"> in {}: only the store may map its journal", other.name));
-                        }
+        match role {
+            Role::Store { journal } => own_region(
+                s,
+                d,
+                p,
+                "<axolotl:store>",
+                ("the store", "journal", "journal"),
+                journal,
+            ),
+            Role::Monitor { state: Some(state) } => {
+                own_region(
+                    s,
+                    d,
+                    p,
+                    "<axolotl:monitor>",
+                    ("the monitor", "state", "state region"),
+                    state,
+                );
+                if let Some(r) = s.region(state) {
+                    let need = monitor_state_bytes(
+                        s.children_of(s.pd_index(&p.name).unwrap_or(0)).count(),
+                    );
+                    if r.size < need {
+                        d.at(r.pos, format!("<memory_region name=\"{state}\">: the monitor's state for its children needs {need:#x} bytes, this region has {:#x}", r.size));
                     }
                 }
             }
+            Role::Warden => warden(s, d, p),
+            Role::Monitor { state: None } | Role::Timer => {}
         }
+    }
+}
+
+/// Bytes of the monitor's state region for `children` children: two
+/// copies of a 64-byte header plus, per child, a record of 72 bytes and
+/// its fault history (`axolotl_monitor::saved`, whose tests check these
+/// figures against its own).
+pub fn monitor_state_bytes(children: usize) -> u64 {
+    2 * (64 + children as u64 * (72 + 8 * 64))
+}
+
+/// A region only `p` maps, and maps read-write: `who` names `p` in the
+/// messages, `attr` is the attribute that names the region, `noun` what
+/// it is to `p`.
+fn own_region(
+    s: &System,
+    d: &mut Diags,
+    p: &Pd,
+    elem: &str,
+    (who, attr, noun): (&str, &str, &str),
+    region: &str,
+) {
+    if s.region(region).is_none() {
+        d.at(
+            p.pos,
+            format!(
+                "{elem} in {}: {attr} names no memory_region '{region}'",
+                p.name
+            ),
+        );
+        return;
+    }
+    if !p
+        .maps
+        .iter()
+        .any(|m| m.region == region && m.perms.read && m.perms.write)
+    {
+        d.at(
+            p.pos,
+            format!(
+                "{elem} in {}: {who} must map its {noun} '{region}' read-write",
+                p.name
+            ),
+        );
+    }
+    for other in s.pds.iter().filter(|o| o.name != p.name) {
+        if let Some(m) = other.maps.iter().find(|m| m.region == region) {
+            d.at(
+                m.pos,
+                format!(
+                    "<map mr=\"{region}\"> in {}: only {who} may map its {noun}",
+                    other.name
+                ),
+            );
+        }
+    }
+}
+
+/// The warden is the root, and its one child is the monitor.
+fn warden(s: &System, d: &mut Diags, p: &Pd) {
+    if p.parent.is_some() {
+        d.at(
+            p.pos,
+            format!(
+                "{}: the warden must be the root PD (it restarts the monitor; nothing restarts it)",
+                pd_label(p)
+            ),
+        );
+    }
+    let me = s.pd_index(&p.name).unwrap_or(0);
+    let monitor = s.monitor();
+    for c in s.children_of(me) {
+        if Some(c) != monitor {
+            d.at(s.pds[c].pos, format!("{}: the warden's only child is the monitor; make this PD a child of the monitor", pd_label(&s.pds[c])));
+        }
+    }
+    match monitor {
+        None => d.at(
+            p.pos,
+            format!(
+                "{}: a warden needs an <axolotl:monitor/> PD as its child",
+                pd_label(p)
+            ),
+        ),
+        Some(m) if s.pds[m].parent != Some(me) => d.at(
+            s.pds[m].pos,
+            format!(
+                "{}: with a warden in the system, the monitor must be its child",
+                pd_label(&s.pds[m])
+            ),
+        ),
+        Some(_) => {}
     }
 }
 

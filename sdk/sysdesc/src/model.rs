@@ -86,8 +86,15 @@ pub struct Pd {
 /// An Axolotl role.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// `<axolotl:monitor/>`.
-    Monitor,
+    /// `<axolotl:monitor state="REGION"/>` (`state` optional).
+    Monitor {
+        /// The region that keeps the monitor's own state across its
+        /// restarts, if any.
+        state: Option<String>,
+    },
+    /// `<axolotl:warden/>`: the root PD whose one job is to restart the
+    /// monitor.
+    Warden,
     /// `<axolotl:timer/>`.
     Timer,
     /// `<axolotl:store journal="REGION"/>`.
@@ -338,7 +345,12 @@ impl System {
 
     /// The monitor PD.
     pub fn monitor(&self) -> Option<usize> {
-        self.role_index(|r| *r == Role::Monitor)
+        self.role_index(|r| matches!(r, Role::Monitor { .. }))
+    }
+
+    /// The warden PD (the monitor's parent).
+    pub fn warden(&self) -> Option<usize> {
+        self.role_index(|r| *r == Role::Warden)
     }
 
     /// The timer PD.

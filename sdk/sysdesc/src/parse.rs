@@ -622,8 +622,13 @@ fn extension(cx: &mut Ctx, node: Node, pd: &mut Pd) {
     };
     match tag {
         "monitor" => {
+            cx.attrs(node, &["state"], &[]);
+            let state = cx.get(node, "state").map(str::to_string);
+            set_role(cx, Role::Monitor { state });
+        }
+        "warden" => {
             cx.attrs(node, &[], &[]);
-            set_role(cx, Role::Monitor);
+            set_role(cx, Role::Warden);
         }
         "timer" => {
             cx.attrs(node, &[], &[]);

@@ -46,8 +46,8 @@
 //! targets, and safe Rust cannot do an aligned atomic store into a `[u8]`).
 //! A crash before the flip leaves the old half live and untouched.
 
-use crate::crc::{crc32, Crc32};
 use alloc::vec::Vec;
+use axolotl_sdk::crc::{crc32, Crc32};
 use axolotl_store_api::{MAX_KEY_LEN, MAX_VALUE_LEN};
 use core::sync::atomic::{fence, Ordering};
 

@@ -13,7 +13,6 @@
 
 extern crate alloc;
 
-mod crc;
 pub mod journal;
 #[cfg(any(test, feature = "mock"))]
 pub mod mock;

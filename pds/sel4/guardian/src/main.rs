@@ -111,7 +111,14 @@ fn init() -> impl sel4_microkit::Handler {
             pd::TICK_CHANNEL,
             pd::TICK_SOURCE,
             Some((pd::irq::WATCHDOG, hw::watchdog())),
-        );
+        )
+        .with_parent(pd::PARENT_NAME);
+        let monitor = match pd::MONITOR_STATE {
+            // SAFETY: Microkit maps the region read-write before init; the
+            // checker lets no other PD map it; this is the only reference.
+            Some(r) => monitor.with_saved_state(os, unsafe { r.bytes_mut() }),
+            None => monitor,
+        };
         match reader {
             Ok(r) => monitor.with_console(pd::NAME, CONSOLE, r),
             Err(e) => {

@@ -201,6 +201,14 @@ impl Os for Sel4Os {
         self.pending = self.pending.union(set);
     }
 
+    fn inject_self(&mut self, kind: InjectKind) -> Result<(), &'static str> {
+        match kind {
+            InjectKind::NullDeref => inject_null(),
+            InjectKind::Panic => inject_panic(),
+            InjectKind::Hang => inject_hang(),
+        }
+    }
+
     fn inject_child(&mut self, child: Child, kind: InjectKind) -> Result<(), &'static str> {
         let e = self
             .entries(child)

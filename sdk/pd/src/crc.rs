@@ -45,6 +45,12 @@ impl Crc32 {
     }
 }
 
+impl Default for Crc32 {
+    fn default() -> Crc32 {
+        Crc32::new()
+    }
+}
+
 /// The CRC-32 of the concatenation of `parts`.
 pub fn crc32(parts: &[&[u8]]) -> u32 {
     parts

@@ -1,0 +1,3 @@
+fn main() {
+    axolotl_codegen::build::generate("warden.elf");
+}
