@@ -1,16 +1,15 @@
 //! `axolotl image`: builds a bootable seL4 Microkit image of a system.
 //!
 //! 1. Lowers system.xml for the board (`build/<board>/<config>/system.xml`).
-//! 2. Builds every child PD's program in the seL4 workspace (`pds/sel4`),
-//!    with nightly Rust, for the board's architecture, its constants
-//!    generated from system.xml for that board.
-//! 3. Makes each program resettable with `sel4-reset-cli`, and reads its
-//!    reset and fault-injection entry points from its symbols into
-//!    `entries.txt`.
-//! 4. Builds the parents (the monitor), whose generated constants now hold
-//!    their children's entry points (`AXOLOTL_ENTRIES`), and makes them
-//!    resettable too.
-//! 5. Runs the Microkit tool: `loader.img` and `report.txt`.
+//! 2. Builds the PD programs in the seL4 workspace (`pds/sel4`), with
+//!    nightly Rust, for the board's architecture, their constants
+//!    generated from system.xml for that board: the deepest PDs first,
+//!    then their parents, up to the root (the warden). After each level,
+//!    makes its programs resettable with `sel4-reset-cli` and reads their
+//!    reset and fault-injection entry points from their symbols into
+//!    `entries.txt`, which the parents' generated constants hold
+//!    (`AXOLOTL_ENTRIES`).
+//! 3. Runs the Microkit tool: `loader.img` and `report.txt`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -237,12 +236,28 @@ pub fn build(system: &Path, board: &str, config: &str) -> Result<PathBuf, String
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     std::fs::write(out.join("system.xml"), lowered).map_err(|e| e.to_string())?;
 
-    eprintln!("[1/4] finding rust-sel4's target specification for {arch}");
+    // Built deepest first: a parent's build needs its children's entry
+    // points, read from their finished programs (the monitor is both: the
+    // warden's child and every other PD's parent).
+    let depth = |mut i: usize| {
+        let mut d = 0;
+        while let Some(p) = model.pds[i].parent {
+            i = p;
+            d += 1;
+        }
+        d
+    };
+    let deepest = (0..model.pds.len()).map(depth).max().unwrap_or(0);
+    let levels: Vec<Vec<usize>> = (0..=deepest)
+        .rev()
+        .map(|d| (0..model.pds.len()).filter(|&i| depth(i) == d).collect())
+        .collect();
+    let steps = levels.len() + 2;
+    eprintln!("[1/{steps}] finding rust-sel4's target specification for {arch}");
     let spec = target_spec(&ws, arch)?;
     let target_dir = ws.join("target").join(format!("{board}-{config}"));
     let bin_dir = target_dir.join(format!("{arch}-sel4")).join("release");
 
-    // Children first: their entry points go into their parents' constants.
     let program = |i: usize| -> Result<String, String> {
         let image = &model.pds[i].program_image;
         image
@@ -255,12 +270,6 @@ pub fn build(system: &Path, board: &str, config: &str) -> Result<PathBuf, String
                 )
             })
     };
-    let children: Vec<usize> = (0..model.pds.len())
-        .filter(|&i| model.pds[i].parent.is_some())
-        .collect();
-    let parents: Vec<usize> = (0..model.pds.len())
-        .filter(|&i| model.pds[i].parent.is_none())
-        .collect();
     let entries_file = out.join("entries.txt");
     let cargo_build = |pds: &[usize], step: &str| -> Result<(), String> {
         let mut cmd = nightly_cargo(&ws);
@@ -303,22 +312,20 @@ pub fn build(system: &Path, board: &str, config: &str) -> Result<PathBuf, String
         Ok(dst)
     };
 
-    // The children's entry file must exist (empty) for their own build.
+    // The entry file must exist (empty) for the leaves' build.
     std::fs::write(&entries_file, "").map_err(|e| e.to_string())?;
-    cargo_build(&children, "[2/4]")?;
     let mut lines = String::new();
-    for &i in &children {
-        let elf = reset(i)?;
-        lines.push_str(&entries_of(&model.pds[i].name, &elf)?.to_line());
-        lines.push('\n');
-    }
-    std::fs::write(&entries_file, lines).map_err(|e| e.to_string())?;
-    cargo_build(&parents, "[3/4]")?;
-    for &i in &parents {
-        reset(i)?;
+    for (k, level) in levels.iter().enumerate() {
+        cargo_build(level, &format!("[{}/{steps}]", k + 2))?;
+        for &i in level {
+            let elf = reset(i)?;
+            lines.push_str(&entries_of(&model.pds[i].name, &elf)?.to_line());
+            lines.push('\n');
+        }
+        std::fs::write(&entries_file, &lines).map_err(|e| e.to_string())?;
     }
 
-    eprintln!("[4/4] running the Microkit tool");
+    eprintln!("[{steps}/{steps}] running the Microkit tool");
     let img = out.join("loader.img");
     run(
         Command::new(tc.sdk.join("bin/microkit"))
