@@ -16,6 +16,8 @@ static CLIENTS: [StoreClient; 1] = [StoreClient {
     namespace: "worker",
     quota_bytes: 256,
     quota_keys: 4,
+    buffer: None,
+    reads: &[],
 }];
 
 /// A platform with a real store behind STORE, whose journal survives

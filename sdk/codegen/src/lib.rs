@@ -491,10 +491,19 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64, entries: &[Entries
                 .as_ref()
                 .map(|q| (q.bytes, q.keys))
                 .unwrap_or((DEFAULT_QUOTA_BYTES, DEFAULT_QUOTA_KEYS));
+            let q = client.state_quota.as_ref();
+            let buffer = q
+                .and_then(|q| q.buffer.as_deref())
+                .and_then(|b| region_expr(system, pd, b))
+                .map(|e| format!("Some({e})"))
+                .unwrap_or_else(|| "None".into());
+            let reads: Vec<String> = q
+                .map(|q| q.reads.iter().map(|r| format!("{r:?}")).collect())
+                .unwrap_or_default();
             let _ = writeln!(
                 w,
-                "    StoreClient {{ channel: Channel::new({}), namespace: {:?}, quota_bytes: {bytes}, quota_keys: {keys} }},",
-                mine.id, client.name
+                "    StoreClient {{ channel: Channel::new({}), namespace: {:?}, quota_bytes: {bytes}, quota_keys: {keys}, buffer: {buffer}, reads: &[{}] }},",
+                mine.id, client.name, reads.join(", ")
             );
         }
         if let Some(Role::Store { journal: j }) = &pd.role {
@@ -507,6 +516,17 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64, entries: &[Entries
     let _ = writeln!(
         w,
         "/// (Store) the journal region.\npub const JOURNAL: Option<Region> = {journal};"
+    );
+    let store_buffer = pd
+        .state_quota
+        .as_ref()
+        .and_then(|q| q.buffer.as_deref())
+        .and_then(|b| region_expr(system, pd, b))
+        .map(|e| format!("Some({e})"))
+        .unwrap_or_else(|| "None".into());
+    let _ = writeln!(
+        w,
+        "/// (Store client) its value buffer, shared with the store.\npub const STORE_BUFFER: Option<Region> = {store_buffer};"
     );
     let mut monitor_state = "None".to_string();
     if let Some(Role::Monitor { state: Some(r) }) = &pd.role {

@@ -118,7 +118,7 @@ fn the_timer_and_store_get_their_tables() {
         "{t}"
     );
     let s = module("store.elf");
-    assert!(s.contains("StoreClient { channel: Channel::new(1), namespace: \"producer\", quota_bytes: 256, quota_keys: 4 }"), "{s}");
+    assert!(s.contains("StoreClient { channel: Channel::new(1), namespace: \"producer\", quota_bytes: 256, quota_keys: 4, buffer: None, reads: &[] }"), "{s}");
     assert!(
         s.contains("StoreClient { channel: Channel::new(2), namespace: \"consumer\""),
         "{s}"
@@ -137,4 +137,40 @@ fn unknown_or_shared_images_are_errors() {
     assert!(pd_for_image(&s, "producer.elf")
         .unwrap_err()
         .contains("several"));
+}
+
+#[test]
+fn value_buffers_grants_warden_and_monitor_state_are_generated() {
+    let text = include_str!("../../sysdesc/tests/good/store_buffer.xml");
+    let s = axolotl_sysdesc::parse("store_buffer.xml", text).unwrap();
+    let module = |image: &str| pd_module(&s, pd_for_image(&s, image).unwrap(), 0, &[]);
+    let store = module("store.elf");
+    assert!(store.contains("namespace: \"a\", quota_bytes: 70000, quota_keys: 4, buffer: Some(axolotl_sdk::config::Region { name: \"a_values\", vaddr: 0x3000000, size: 0x11000, writable: true }), reads: &[\"b\"] }"), "{store}");
+    assert!(
+        store.contains(
+            "namespace: \"b\", quota_bytes: 256, quota_keys: 4, buffer: None, reads: &[] }"
+        ),
+        "{store}"
+    );
+    let a = module("a.elf");
+    assert!(a.contains("pub const STORE_BUFFER: Option<Region> = Some(axolotl_sdk::config::Region { name: \"a_values\", vaddr: 0x2000000, size: 0x11000, writable: true });"), "{a}");
+    assert!(
+        a.contains("pub const PARENT_NAME: Option<&str> = Some(\"guardian\");"),
+        "{a}"
+    );
+    let g = module("guardian.elf");
+    assert!(g.contains("pub const MONITOR_STATE: Option<Region> = Some(axolotl_sdk::config::Region { name: \"monitor_state\", vaddr: 0x2300000, size: 0x10000, writable: true });"), "{g}");
+    assert!(
+        g.contains("pub const PARENT_NAME: Option<&str> = Some(\"warden\");"),
+        "{g}"
+    );
+    let w = module("warden.elf");
+    assert!(
+        w.contains("pub const MONITOR_NAME: &str = \"guardian\";"),
+        "{w}"
+    );
+    assert!(
+        w.contains("pub const PARENT_NAME: Option<&str> = None;"),
+        "{w}"
+    );
 }

@@ -212,6 +212,13 @@ pub struct StoreClient {
     pub quota_bytes: u32,
     /// Most keys the client may keep.
     pub quota_keys: u32,
+    /// The client's value buffer (`<axolotl:state buffer>`), where the
+    /// store maps it: values larger than a message and batches pass
+    /// through it.
+    pub buffer: Option<Region>,
+    /// The namespaces (PD names) whose keys the client may read and watch
+    /// (`<axolotl:state read>`), besides its own.
+    pub reads: &'static [&'static str],
 }
 
 /// A periodic tick the timer driver sends without being asked for each one

@@ -96,6 +96,7 @@ extern crate alloc;
 pub mod bytes;
 #[cfg(any(feature = "alloc", loom, test))]
 mod owned;
+pub mod shared;
 mod sync;
 
 #[cfg(any(feature = "alloc", loom, test))]

@@ -327,6 +327,98 @@ fn roles(s: &System, d: &mut Diags) {
     }
 }
 
+/// Longest value a client writes through its value buffer.
+pub const MAX_BUFFER_VALUE: u64 = 64 << 10;
+
+/// Journal bytes of a record of a 32-byte key and a `value`-byte value.
+pub fn journal_record_bytes(value: u64) -> u64 {
+    16 + (32 + value).div_ceil(8) * 8
+}
+
+/// Like [`journal_room`], when the largest record takes `largest` bytes.
+pub fn journal_room_for(len: u64, largest: u64) -> u64 {
+    (journal_room(len) + JOURNAL_MAX_RECORD).saturating_sub(largest)
+}
+
+/// A store client's value buffer and read grants.
+fn state_extras(s: &System, d: &mut Diags, client: &Pd, q: &StateQuota, store: usize) {
+    let elem = format!("<axolotl:state> in {}", client.name);
+    if let Some(b) = &q.buffer {
+        match s.region(b) {
+            None => d.at(
+                q.pos,
+                format!("{elem}: buffer names no memory_region '{b}'"),
+            ),
+            Some(r) => {
+                let rw = |p: &Pd| {
+                    p.maps
+                        .iter()
+                        .any(|m| &m.region == b && m.perms.read && m.perms.write)
+                };
+                if !rw(client) {
+                    d.at(
+                        q.pos,
+                        format!(
+                            "{elem}: {} must map its value buffer '{b}' read-write",
+                            client.name
+                        ),
+                    );
+                }
+                if !rw(&s.pds[store]) {
+                    d.at(
+                        q.pos,
+                        format!(
+                            "{elem}: the store ({}) must map the value buffer '{b}' read-write",
+                            s.pds[store].name
+                        ),
+                    );
+                }
+                for other in s
+                    .pds
+                    .iter()
+                    .filter(|o| o.name != client.name && o.name != s.pds[store].name)
+                {
+                    if let Some(m) = other.maps.iter().find(|m| &m.region == b) {
+                        d.at(m.pos, format!("<map mr=\"{b}\"> in {}: only {} and the store may map its value buffer", other.name, client.name));
+                    }
+                }
+                if r.size < 0x1000 {
+                    d.at(
+                        r.pos,
+                        format!(
+                            "<memory_region name=\"{b}\">: a value buffer needs at least a page"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    for name in &q.reads {
+        let Some(i) = s.pd_index(name) else {
+            d.at(
+                q.pos,
+                format!("{elem}: read names no protection domain '{name}'"),
+            );
+            continue;
+        };
+        let calls_store = s
+            .channels_of(i)
+            .any(|(_, mine, peer)| peer.pd == store && mine.pp);
+        if !calls_store {
+            d.at(
+                q.pos,
+                format!("{elem}: read names {name}, which keeps no state in the store"),
+            );
+        }
+        if name == &client.name {
+            d.at(
+                q.pos,
+                format!("{elem}: read names {name} itself (a PD always reads its own state)"),
+            );
+        }
+    }
+}
+
 /// Bytes of the monitor's state region for `children` children: two
 /// copies of a 64-byte header plus, per child, a record of 72 bytes and
 /// its fault history (`axolotl_monitor::saved`, whose tests check these
@@ -445,6 +537,7 @@ pub fn journal_room(len: u64) -> u64 {
 fn store_quotas(s: &System, d: &mut Diags) {
     let Some(store) = s.store() else { return };
     let mut total = 0;
+    let mut largest = JOURNAL_MAX_RECORD;
     for c in &s.channels {
         for k in 0..2 {
             let (caller, callee) = (&c.ends[k], &c.ends[1 - k]);
@@ -453,7 +546,16 @@ fn store_quotas(s: &System, d: &mut Diags) {
             }
             let client = &s.pds[caller.pd];
             match &client.state_quota {
-                Some(q) => total += quota_journal_bytes(q),
+                Some(q) => {
+                    total += quota_journal_bytes(q);
+                    if let Some(b) = &q.buffer {
+                        let size = s.region(b).map_or(0, |r| r.size);
+                        largest = largest.max(journal_record_bytes(
+                            size.min(u64::from(q.bytes)).min(MAX_BUFFER_VALUE),
+                        ));
+                    }
+                    state_extras(s, d, client, q, store);
+                }
                 None => d.at(
                     c.pos,
                     format!(
@@ -471,7 +573,7 @@ fn store_quotas(s: &System, d: &mut Diags) {
     let Some(region) = s.region(journal) else {
         return;
     };
-    let room = journal_room(region.size);
+    let room = journal_room_for(region.size, largest);
     if total > room {
         d.at(
             region.pos,

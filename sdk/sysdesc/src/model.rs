@@ -314,12 +314,18 @@ impl Default for HeartbeatSpec {
 }
 
 /// `<axolotl:state>`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateQuota {
     /// Bytes of keys and values.
     pub bytes: u32,
     /// Keys.
     pub keys: u32,
+    /// The value buffer region (`buffer`), shared with the store.
+    pub buffer: Option<String>,
+    /// PDs whose state this one may read and watch (`read`, space-separated).
+    pub reads: Vec<String>,
+    /// Where the element is.
+    pub pos: Pos,
 }
 
 impl Default for StateQuota {
@@ -327,6 +333,9 @@ impl Default for StateQuota {
         StateQuota {
             bytes: 1024,
             keys: 32,
+            buffer: None,
+            reads: Vec::new(),
+            pos: Pos::default(),
         }
     }
 }

@@ -699,7 +699,7 @@ fn extension(cx: &mut Ctx, node: Node, pd: &mut Pd) {
             });
         }
         "state" => {
-            cx.attrs(node, &["quota_bytes", "quota_keys"], &[]);
+            cx.attrs(node, &["quota_bytes", "quota_keys", "buffer", "read"], &[]);
             let dflt = StateQuota::default();
             pd.state_quota = Some(StateQuota {
                 bytes: cx
@@ -708,6 +708,12 @@ fn extension(cx: &mut Ctx, node: Node, pd: &mut Pd) {
                 keys: cx
                     .ranged(node, "quota_keys", 0, u64::from(u32::MAX), "quotas")
                     .unwrap_or(u64::from(dflt.keys)) as u32,
+                buffer: cx.get(node, "buffer").map(str::to_string),
+                reads: cx
+                    .get(node, "read")
+                    .map(|r| r.split_whitespace().map(str::to_string).collect())
+                    .unwrap_or_default(),
+                pos: cx.d.pos_of(node),
             });
         }
         "net" => {

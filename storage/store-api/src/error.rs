@@ -31,6 +31,9 @@ pub enum StoreError {
     PeerStopped,
     /// This PD may not call the store on that channel.
     NotPermitted,
+    /// The store refused: no read grant for that namespace, or no value
+    /// buffer for a buffered request.
+    Denied,
     /// A reply the protocol does not allow for the request: an unknown label,
     /// or a known one with malformed words. Holds the reply's label.
     Unexpected(u64),
@@ -47,6 +50,8 @@ impl StoreError {
             Status::BadRequest => Some(StoreError::BadRequest),
             Status::JournalFull => Some(StoreError::JournalFull),
             Status::UnknownClient => Some(StoreError::UnknownClient),
+            Status::TooLarge => Some(StoreError::TooLarge),
+            Status::Denied => Some(StoreError::Denied),
         }
     }
 }
@@ -74,6 +79,9 @@ impl core::fmt::Display for StoreError {
             StoreError::PeerRestarted => f.write_str("store restarted during the call"),
             StoreError::PeerStopped => f.write_str("store is stopped"),
             StoreError::NotPermitted => f.write_str("no permission to call the store"),
+            StoreError::Denied => {
+                f.write_str("the store denied it (no read grant, or no value buffer)")
+            }
             StoreError::Unexpected(label) => write!(f, "unexpected reply (label {label:#x})"),
         }
     }

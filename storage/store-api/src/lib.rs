@@ -26,6 +26,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod buffered;
 mod client;
 mod error;
 mod protocol;

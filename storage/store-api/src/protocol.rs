@@ -37,17 +37,25 @@ pub enum Status {
     JournalFull = 4,
     /// The call came on a channel that belongs to no client.
     UnknownClient = 5,
+    /// The value is longer than a message: read it through the value
+    /// buffer (`GET_BUF`), or the client has no buffer for it.
+    TooLarge = 6,
+    /// The client may not read that namespace (system.xml grants no
+    /// `read`), or has no value buffer for a buffered request.
+    Denied = 7,
 }
 
 impl Status {
     /// Every status, in label order.
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 8] = [
         Status::Ok,
         Status::NotFound,
         Status::QuotaExceeded,
         Status::BadRequest,
         Status::JournalFull,
         Status::UnknownClient,
+        Status::TooLarge,
+        Status::Denied,
     ];
 
     /// The reply label.
@@ -64,6 +72,8 @@ impl Status {
             3 => Status::BadRequest,
             4 => Status::JournalFull,
             5 => Status::UnknownClient,
+            6 => Status::TooLarge,
+            7 => Status::Denied,
             _ => return None,
         })
     }
@@ -77,6 +87,8 @@ impl Status {
             Status::BadRequest => "bad-request",
             Status::JournalFull => "journal-full",
             Status::UnknownClient => "unknown-client",
+            Status::TooLarge => "too-large",
+            Status::Denied => "denied",
         }
     }
 

@@ -138,7 +138,7 @@ fn statuses_and_errors() {
         assert_eq!(Status::from_label(s.label()), Some(s));
         assert_eq!(s.reply().label(), s.label());
     }
-    assert_eq!(Status::from_label(6), None);
+    assert_eq!(Status::from_label(8), None);
     assert_eq!(Status::JournalFull.label(), 4);
     assert_eq!(
         StoreError::from(axolotl_sdk::CallError::PeerRestarted),

@@ -35,6 +35,8 @@ static CLIENTS: [StoreClient; 1] = [StoreClient {
     namespace: "bench",
     quota_bytes: 16384,
     quota_keys: 128,
+    buffer: None,
+    reads: &[],
 }];
 
 /// Median and 99th percentile of `ns`, in nanoseconds.

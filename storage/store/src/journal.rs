@@ -13,9 +13,10 @@
 //!             40..64 zero
 //! record:     0  crc u32 (the commit word, written last)
 //!             4  seq u32 (0, 1, 2, ... within the half)
-//!             8  kind u8 (1 put, 2 delete)  9 client u8  10 key_len u8
+//!             8  kind u8 (1 put, 2 delete, 3 watch)  9 client u8
+//!             10 key_len u8
 //!             11 flags u8 (bit 0: more records of this batch follow)
-//!             12 value_len u16  14 0u16
+//!             12 value_len: bits 0..16 u16, 14 bits 16..24 u8  15 0u8
 //!             16 key bytes, value bytes, zero padding to a multiple of 8
 //! ```
 //!
@@ -48,6 +49,7 @@
 
 use alloc::vec::Vec;
 use axolotl_sdk::crc::{crc32, Crc32};
+use axolotl_store_api::buffered::MAX_BUFFER_VALUE_LEN;
 use axolotl_store_api::{MAX_KEY_LEN, MAX_VALUE_LEN};
 use core::sync::atomic::{fence, Ordering};
 
@@ -61,9 +63,13 @@ pub const SUPERBLOCK_LEN: usize = 64;
 pub const RECORD_HEADER_LEN: usize = 16;
 /// Header flag: more records of the same batch follow this one.
 const FLAG_MORE: u8 = 1;
-/// Bytes of the longest record.
+/// Bytes of the longest record whose value fits in a message.
 pub const MAX_RECORD_LEN: usize = RECORD_HEADER_LEN + pad8(MAX_KEY_LEN + MAX_VALUE_LEN);
-/// The smallest region a journal fits in: each half holds the longest record.
+/// Bytes of the longest record of all (a value through a client's buffer).
+pub const MAX_LARGE_RECORD_LEN: usize =
+    RECORD_HEADER_LEN + pad8(MAX_KEY_LEN + MAX_BUFFER_VALUE_LEN);
+/// The smallest region a journal fits in: each half holds the longest
+/// record whose value fits in a message.
 pub const MIN_REGION_LEN: usize = SUPERBLOCK_LEN + 2 * MAX_RECORD_LEN;
 /// Halves are at most this long (offsets fit a `u32`).
 const MAX_HALF_LEN: usize = 1 << 30;
@@ -120,6 +126,9 @@ pub enum RecordKind {
     Put = 1,
     /// Remove a key.
     Delete = 2,
+    /// A client watches a key (of its own namespace or one it may read):
+    /// the key, and as the value the watched namespace's client index.
+    Watch = 3,
 }
 
 /// One journal record; always within the protocol's limits.
@@ -134,12 +143,23 @@ pub struct Record<'a> {
 impl<'a> Record<'a> {
     /// A put, or `None` if the key or value is out of the limits.
     pub fn put(client: u8, key: &'a [u8], value: &'a [u8]) -> Option<Record<'a>> {
-        let ok = (1..=MAX_KEY_LEN).contains(&key.len()) && value.len() <= MAX_VALUE_LEN;
+        let ok = (1..=MAX_KEY_LEN).contains(&key.len()) && value.len() <= MAX_BUFFER_VALUE_LEN;
         ok.then_some(Record {
             kind: RecordKind::Put,
             client,
             key,
             value,
+        })
+    }
+
+    /// A watch by `client` of `key` in the namespace of client `ns` (as a
+    /// one-byte value), or `None` if the key is out of the limits.
+    pub fn watch(client: u8, key: &'a [u8], ns: &'a [u8; 1]) -> Option<Record<'a>> {
+        (1..=MAX_KEY_LEN).contains(&key.len()).then_some(Record {
+            kind: RecordKind::Watch,
+            client,
+            key,
+            value: ns,
         })
     }
 
@@ -262,16 +282,13 @@ fn parse_record(half: &[u8], off: usize, seq: u32, chain: u32) -> Option<Parsed<
     let rest = half.get(off..)?;
     let h: &[u8; RECORD_HEADER_LEN] = rest.get(..RECORD_HEADER_LEN)?.try_into().ok()?;
     let crc = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
-    if u32::from_le_bytes([h[4], h[5], h[6], h[7]]) != seq
-        || h[11] & !FLAG_MORE != 0
-        || h[14] != 0
-        || h[15] != 0
+    if u32::from_le_bytes([h[4], h[5], h[6], h[7]]) != seq || h[11] & !FLAG_MORE != 0 || h[15] != 0
     {
         return None;
     }
     let (client, key_len) = (h[9], h[10] as usize);
-    let value_len = u16::from_le_bytes([h[12], h[13]]) as usize;
-    if !(1..=MAX_KEY_LEN).contains(&key_len) || value_len > MAX_VALUE_LEN {
+    let value_len = u16::from_le_bytes([h[12], h[13]]) as usize | (h[14] as usize) << 16;
+    if !(1..=MAX_KEY_LEN).contains(&key_len) || value_len > MAX_BUFFER_VALUE_LEN {
         return None;
     }
     let len = RECORD_HEADER_LEN + pad8(key_len + value_len);
@@ -289,6 +306,12 @@ fn parse_record(half: &[u8], off: usize, seq: u32, chain: u32) -> Option<Parsed<
     let record = match h[8] {
         1 => Record::put(client, key, value)?,
         2 if value_len == 0 => Record::delete(client, key)?,
+        3 if value_len == 1 => Record {
+            kind: RecordKind::Watch,
+            client,
+            key,
+            value,
+        },
         _ => return None,
     };
     Some(Parsed {
@@ -458,23 +481,31 @@ impl<M: Medium> Journal<M> {
         record: &Record<'_>,
         more: bool,
     ) -> u32 {
-        let mut buf = [0u8; MAX_RECORD_LEN];
         let len = record.encoded_len();
         let (klen, vlen) = (record.key.len(), record.value.len());
-        buf[4..8].copy_from_slice(&seq.to_le_bytes());
-        buf[8] = record.kind as u8;
-        buf[9] = record.client;
-        buf[10] = klen as u8;
-        buf[11] = if more { FLAG_MORE } else { 0 };
-        buf[12..14].copy_from_slice(&(vlen as u16).to_le_bytes());
-        buf[16..16 + klen].copy_from_slice(record.key);
-        buf[16 + klen..16 + klen + vlen].copy_from_slice(record.value);
+        let mut head = [0u8; RECORD_HEADER_LEN];
+        head[4..8].copy_from_slice(&seq.to_le_bytes());
+        head[8] = record.kind as u8;
+        head[9] = record.client;
+        head[10] = klen as u8;
+        head[11] = if more { FLAG_MORE } else { 0 };
+        head[12..14].copy_from_slice(&(vlen as u16).to_le_bytes());
+        head[14] = (vlen >> 16) as u8;
+        let padding = [0u8; 8];
+        let pad = &padding[..len - RECORD_HEADER_LEN - klen - vlen];
         let crc = Crc32::new()
             .update(&chain.to_le_bytes())
-            .update(&buf[4..len])
+            .update(&head[4..])
+            .update(record.key)
+            .update(record.value)
+            .update(pad)
             .finish();
         let at = self.half_base(half) + off;
-        self.medium.write(at + 4, &buf[4..len]);
+        self.medium.write(at + 4, &head[4..]);
+        self.medium.write(at + RECORD_HEADER_LEN, record.key);
+        self.medium
+            .write(at + RECORD_HEADER_LEN + klen, record.value);
+        self.medium.write(at + RECORD_HEADER_LEN + klen + vlen, pad);
         fence(Ordering::Release);
         self.medium.write(at, &crc.to_le_bytes());
         fence(Ordering::Release);

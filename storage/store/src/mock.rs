@@ -42,6 +42,8 @@ pub fn os_with_store_of(
         namespace,
         quota_bytes,
         quota_keys,
+        buffer: None,
+        reads: &[],
     }]));
     let journal: &'static mut [u8] = Box::leak(vec![0u8; journal_len].into_boxed_slice());
     let mut store = StoreServer::init(journal, clients);

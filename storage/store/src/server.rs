@@ -2,8 +2,11 @@
 
 use crate::journal::Medium;
 use crate::store::Store;
+use alloc::vec::Vec;
+use axolotl_ring::shared::SharedBytes;
 use axolotl_sdk::config::StoreClient;
 use axolotl_sdk::{Channel, ChannelSet, Handler, Message, Os};
+use axolotl_store_api::buffered::{self, BufRequest};
 use axolotl_store_api::{entry_reply, value_reply, Key, Request, Status, Value};
 
 /// What the server has done since it started (this incarnation), for status.
@@ -23,12 +26,20 @@ pub struct Counters {
     pub bad_requests: u64,
     /// Stray notifications ignored.
     pub notifications: u64,
+    /// Batches applied.
+    pub batches: u64,
+    /// Watches set.
+    pub watches: u64,
 }
 
 /// The state store component.
 pub struct StoreServer<M: Medium = &'static mut [u8]> {
     store: Store<M>,
     counters: Counters,
+    /// Each client's value buffer, if it has one (by client index).
+    buffers: Vec<Option<SharedBytes>>,
+    /// Scratch for what is copied out of a buffer before it is checked.
+    scratch: Vec<u8>,
 }
 
 impl StoreServer {
@@ -46,7 +57,26 @@ impl<M: Medium> StoreServer<M> {
         StoreServer {
             store: Store::new(medium, clients),
             counters: Counters::default(),
+            buffers: Vec::new(),
+            scratch: Vec::new(),
         }
+    }
+
+    /// Gives the clients their value buffers: `buffers[i]` is client `i`'s
+    /// (system.xml's `<axolotl:state buffer>`, as the store maps it).
+    pub fn with_buffers(mut self, buffers: Vec<Option<SharedBytes>>) -> Self {
+        self.buffers = buffers;
+        self
+    }
+
+    /// The clients to notify that a key they watch changed.
+    pub fn take_notifications(&mut self) -> Vec<Channel> {
+        let clients = self.store.clients();
+        self.store
+            .take_notifications()
+            .into_iter()
+            .filter_map(|i| clients.get(i).map(|c| c.channel))
+            .collect()
     }
 
     /// The counters.
@@ -82,6 +112,30 @@ impl<M: Medium> StoreServer<M> {
             return self.reject(Status::UnknownClient);
         };
         let name = clients[client].namespace;
+        if buffered::is_buffered(msg.label()) {
+            let status = match BufRequest::decode(msg) {
+                Ok(request) => match self.buffered(client, request) {
+                    Ok(reply) => return reply,
+                    Err(status) => status,
+                },
+                Err(status) => {
+                    self.counters.bad_requests += 1;
+                    log::warn!(
+                        "store: {name}: malformed request (label {:#x}, {} words)",
+                        msg.label(),
+                        msg.words().len()
+                    );
+                    status
+                }
+            };
+            return match status {
+                Status::Ok | Status::NotFound => status.reply(),
+                refused => {
+                    log::warn!("store: {name}: {refused}");
+                    self.reject(refused)
+                }
+            };
+        }
         let request = match Request::decode(msg) {
             Ok(request) => request,
             Err(status) => {
@@ -107,7 +161,7 @@ impl<M: Medium> StoreServer<M> {
                 match self.store.get(client, key.as_bytes()) {
                     Ok(value) => match Value::new(value) {
                         Some(value) => return value_reply(&value),
-                        None => Status::BadRequest,
+                        None => Status::TooLarge,
                     },
                     Err(status) => status,
                 }
@@ -122,7 +176,7 @@ impl<M: Medium> StoreServer<M> {
                 match self.store.next(client, after) {
                     Some((k, v)) => match (Key::new(k), Value::new(v)) {
                         (Some(k), Some(v)) => return entry_reply(&k, &v),
-                        _ => Status::BadRequest,
+                        _ => Status::TooLarge,
                     },
                     None => Status::NotFound,
                 }
@@ -133,6 +187,105 @@ impl<M: Medium> StoreServer<M> {
             refused => {
                 log::warn!("store: {name}: {refused}");
                 self.reject(refused)
+            }
+        }
+    }
+}
+
+impl<M: Medium> StoreServer<M> {
+    /// The client index of namespace `ns` if client `client` may read it
+    /// (its own, or one system.xml grants it).
+    fn readable(&self, client: usize, ns: &[u8]) -> Result<usize, Status> {
+        let clients = self.store.clients();
+        if ns.is_empty() {
+            return Ok(client);
+        }
+        let target = clients
+            .iter()
+            .position(|c| c.namespace.as_bytes() == ns)
+            .ok_or(Status::Denied)?;
+        let me = &clients[client];
+        if target == client || me.reads.iter().any(|r| r.as_bytes() == ns) {
+            Ok(target)
+        } else {
+            Err(Status::Denied)
+        }
+    }
+
+    /// Copies the first `len` bytes of client `client`'s buffer into
+    /// `scratch`, before anything looks at them: the client may write its
+    /// buffer meanwhile.
+    fn copy_from_buffer(&mut self, client: usize, len: usize) -> Result<(), Status> {
+        let buf = self.buffers.get(client).and_then(Option::as_ref);
+        let buf = buf.ok_or(Status::Denied)?;
+        if len > buf.len() {
+            return Err(Status::BadRequest);
+        }
+        self.scratch.resize(len, 0);
+        if !buf.copy_out(0, &mut self.scratch) {
+            return Err(Status::BadRequest);
+        }
+        Ok(())
+    }
+
+    /// A buffered request of client `client`: the reply, or the status to
+    /// refuse it with.
+    fn buffered(&mut self, client: usize, request: BufRequest) -> Result<Message, Status> {
+        match request {
+            BufRequest::PutBuf { key, value_len } => {
+                self.copy_from_buffer(client, value_len)?;
+                let status = self.store.put(client, key.as_bytes(), &self.scratch);
+                if status == Status::Ok {
+                    self.counters.puts += 1;
+                    return Ok(Status::Ok.reply());
+                }
+                Err(status)
+            }
+            BufRequest::GetBuf { key } => {
+                self.counters.gets += 1;
+                let value = self.store.get(client, key.as_bytes())?;
+                let buf = self.buffers.get_mut(client).and_then(Option::as_mut);
+                let buf = buf.ok_or(Status::Denied)?;
+                if !buf.copy_in(0, value) {
+                    return Err(Status::TooLarge);
+                }
+                Ok(buffered::get_buf_reply(value.len()))
+            }
+            BufRequest::Batch { len } => {
+                self.copy_from_buffer(client, len)?;
+                let mut changes = Vec::new();
+                buffered::parse_batch(&self.scratch, |c| changes.push(c))?;
+                match self.store.batch(client, &changes) {
+                    Status::Ok => {
+                        self.counters.batches += 1;
+                        Ok(Status::Ok.reply())
+                    }
+                    s => Err(s),
+                }
+            }
+            BufRequest::GetFrom(named) => {
+                self.counters.gets += 1;
+                let ns = self.readable(client, named.namespace())?;
+                let value = self.store.get(ns, named.key.as_bytes())?;
+                Value::new(value)
+                    .map(|v| value_reply(&v))
+                    .ok_or(Status::TooLarge)
+            }
+            BufRequest::Watch(named) => {
+                let ns = self.readable(client, named.namespace())?;
+                match self.store.watch(client, ns, named.key.as_bytes()) {
+                    Status::Ok => {
+                        self.counters.watches += 1;
+                        Ok(Status::Ok.reply())
+                    }
+                    s => Err(s),
+                }
+            }
+            BufRequest::Changed => {
+                let (ns, key) = self.store.changed(client).ok_or(Status::NotFound)?;
+                let own = ns == client;
+                let name = self.store.clients()[ns].namespace.as_bytes();
+                Ok(buffered::changed_reply(if own { &[] } else { name }, &key))
             }
         }
     }
@@ -153,10 +306,14 @@ impl<M: Medium> Handler for StoreServer<M> {
 
     fn protected(
         &mut self,
-        _os: &mut dyn Os,
+        os: &mut dyn Os,
         channel: Channel,
         msg: &Message,
     ) -> Result<Message, Self::Error> {
-        Ok(self.handle(channel, msg))
+        let reply = self.handle(channel, msg);
+        for ch in self.take_notifications() {
+            os.notify(ch);
+        }
+        Ok(reply)
     }
 }

@@ -2,10 +2,12 @@
 //! change in the journal before it is acknowledged.
 
 use crate::journal::{Journal, Medium, Record, RecordKind};
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use axolotl_sdk::config::StoreClient;
-use axolotl_store_api::{Key, Status, MAX_VALUE_LEN};
+pub use axolotl_store_api::buffered::Change;
+use axolotl_store_api::buffered::MAX_BUFFER_VALUE_LEN;
+use axolotl_store_api::{Key, Status};
 
 /// What one client keeps: the quantities its quotas limit.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -16,17 +18,25 @@ pub struct Usage {
     pub keys: u64,
 }
 
-/// One change of a batch ([`Store::batch`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Change<'a> {
-    /// Set a key to a value.
-    Put(&'a [u8], &'a [u8]),
-    /// Remove a key (no error if it is not there).
-    Delete(&'a [u8]),
-}
-
 /// Most changes in one batch.
-pub const MAX_BATCH: usize = 64;
+pub const MAX_BATCH: usize = axolotl_store_api::buffered::MAX_BATCH;
+
+/// Most keys one client watches.
+pub const MAX_WATCHES: usize = 16;
+
+/// A watch: (watcher, watched namespace, key), client indices.
+type Watch = (u8, u8, Key);
+
+/// Each client index as a one-byte value, for watch records to borrow.
+const NS_BYTES: [[u8; 1]; 256] = {
+    let mut t = [[0u8; 1]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [i as u8];
+        i += 1;
+    }
+    t
+};
 
 /// Most clients a store serves (a record holds the client index in a byte;
 /// Microkit gives a PD at most 63 channels anyway).
@@ -38,6 +48,12 @@ pub struct Store<M: Medium = &'static mut [u8]> {
     clients: &'static [StoreClient],
     index: BTreeMap<(u8, Key), Vec<u8>>,
     usage: Vec<Usage>,
+    /// Every watch, from the journal.
+    watches: BTreeSet<Watch>,
+    /// Watched keys that changed and the watcher has not asked about yet.
+    fired: BTreeSet<Watch>,
+    /// Clients to notify that a watched key changed.
+    to_notify: BTreeSet<u8>,
 }
 
 fn cost(key: &[u8], value: &[u8]) -> u64 {
@@ -57,6 +73,7 @@ impl<M: Medium> Store<M> {
         }
         let clients = clients.get(..MAX_CLIENTS).unwrap_or(clients);
         let mut index = BTreeMap::new();
+        let mut watches = BTreeSet::new();
         let mut dropped = 0u64;
         let journal = Journal::attach(medium, |record| {
             let Some(key) = Key::new(record.key()) else {
@@ -72,6 +89,13 @@ impl<M: Medium> Store<M> {
                 }
                 RecordKind::Delete => {
                     index.remove(&(record.client(), key));
+                }
+                RecordKind::Watch => {
+                    if let Some(&ns) = record.value().first() {
+                        if usize::from(ns) < clients.len() {
+                            watches.insert((record.client(), ns, key));
+                        }
+                    }
                 }
             }
         });
@@ -95,13 +119,90 @@ impl<M: Medium> Store<M> {
                 );
             }
         }
-        log::info!("store: {} keys of {} clients", index.len(), clients.len());
+        log::info!(
+            "store: {} keys and {} watches of {} clients",
+            index.len(),
+            watches.len(),
+            clients.len()
+        );
+        // A change may have happened just before the store's restart, with
+        // its watcher not yet told which key: every watched key counts as
+        // changed (the watcher reads it again; nothing is missed).
+        let fired = watches.clone();
         Store {
             journal,
             clients,
             index,
             usage,
+            watches,
+            fired,
+            to_notify: BTreeSet::new(),
         }
+    }
+
+    /// Every record of the live set that is not a key's value: the watches.
+    fn watch_records(watches: &BTreeSet<Watch>) -> impl Iterator<Item = Record<'_>> + Clone {
+        watches
+            .iter()
+            .filter_map(|(w, ns, k)| Record::watch(*w, k.as_bytes(), &NS_BYTES[usize::from(*ns)]))
+    }
+
+    /// A key of client `c` changed: its watchers are told.
+    fn fire(&mut self, c: u8, key: &Key) {
+        for &(w, ns, k) in &self.watches {
+            if ns == c && k == *key {
+                self.fired.insert((w, ns, k));
+                self.to_notify.insert(w);
+            }
+        }
+    }
+
+    /// The clients to notify because a key they watch changed, since the
+    /// last call.
+    pub fn take_notifications(&mut self) -> Vec<usize> {
+        let all = core::mem::take(&mut self.to_notify);
+        all.into_iter().map(usize::from).collect()
+    }
+
+    /// Client `client` watches `key` of client `ns` (its own or one it may
+    /// read: the caller checks). [`Status::Ok`] once the watch is durable;
+    /// `QuotaExceeded` past [`MAX_WATCHES`]; watching twice is one watch.
+    pub fn watch(&mut self, client: usize, ns: usize, key: &[u8]) -> Status {
+        if client >= self.clients.len() || ns >= self.clients.len() {
+            return Status::UnknownClient;
+        }
+        let (c, n) = (client as u8, ns as u8);
+        let (Some(k), Some(record)) = (Key::new(key), Record::watch(c, key, &NS_BYTES[ns])) else {
+            return Status::BadRequest;
+        };
+        if self.watches.contains(&(c, n, k)) {
+            return Status::Ok;
+        }
+        if self.watches.iter().filter(|(w, ..)| *w == c).count() >= MAX_WATCHES {
+            return Status::QuotaExceeded;
+        }
+        if self.journal.append(&record).is_err() {
+            let live = self
+                .index
+                .iter()
+                .filter_map(|((oc, ok), v)| Record::put(*oc, ok.as_bytes(), v))
+                .chain(Self::watch_records(&self.watches))
+                .chain(core::iter::once(record));
+            if self.journal.compact(live).is_err() {
+                return Status::JournalFull;
+            }
+        }
+        self.watches.insert((c, n, k));
+        Status::Ok
+    }
+
+    /// The next watched key of client `client` that changed since it last
+    /// asked: (the namespace's client index, the key).
+    pub fn changed(&mut self, client: usize) -> Option<(usize, Key)> {
+        let c = u8::try_from(client).ok()?;
+        let first = *self.fired.iter().find(|(w, ..)| *w == c)?;
+        self.fired.remove(&first);
+        Some((usize::from(first.1), first.2))
     }
 
     /// The client table.
@@ -144,6 +245,7 @@ impl<M: Medium> Store<M> {
                 .iter()
                 .filter(move |((oc, ok), _)| !(*oc == c && *ok == k))
                 .filter_map(|((oc, ok), v)| Record::put(*oc, ok.as_bytes(), v))
+                .chain(Self::watch_records(&self.watches))
                 .chain(core::iter::once(record));
             if self.journal.compact(live).is_err() {
                 log::warn!("store: journal full, {} cannot put", quota.namespace);
@@ -152,6 +254,7 @@ impl<M: Medium> Store<M> {
         }
         self.index.insert((c, k), value.to_vec());
         self.usage[client] = new;
+        self.fire(c, &k);
         Status::Ok
     }
 
@@ -176,7 +279,7 @@ impl<M: Medium> Store<M> {
         let mut net: BTreeMap<Key, Option<&[u8]>> = BTreeMap::new();
         for change in changes {
             let (key, value) = match *change {
-                Change::Put(k, v) if v.len() <= MAX_VALUE_LEN => (k, Some(v)),
+                Change::Put(k, v) if v.len() <= MAX_BUFFER_VALUE_LEN => (k, Some(v)),
                 Change::Put(..) => return Status::BadRequest,
                 Change::Delete(k) => (k, None),
             };
@@ -229,6 +332,7 @@ impl<M: Medium> Store<M> {
                 .iter()
                 .filter(move |((oc, ok), _)| !(*oc == c && changed.binary_search(ok).is_ok()))
                 .filter_map(|((oc, ok), v)| Record::put(*oc, ok.as_bytes(), v))
+                .chain(Self::watch_records(&self.watches))
                 .chain(
                     records
                         .iter()
@@ -252,9 +356,13 @@ impl<M: Medium> Store<M> {
                 RecordKind::Delete => {
                     self.index.remove(&(c, k));
                 }
+                RecordKind::Watch => {}
             }
         }
         self.usage[client] = new;
+        for k in &changed {
+            self.fire(c, k);
+        }
         Status::Ok
     }
 
@@ -310,7 +418,8 @@ impl<M: Medium> Store<M> {
                 .index
                 .iter()
                 .filter(move |((oc, ok), _)| !(*oc == c && *ok == k))
-                .filter_map(|((oc, ok), v)| Record::put(*oc, ok.as_bytes(), v));
+                .filter_map(|((oc, ok), v)| Record::put(*oc, ok.as_bytes(), v))
+                .chain(Self::watch_records(&self.watches));
             // The live set shrinks, so it fits where it was; but never assume.
             if self.journal.compact(live).is_err() {
                 log::warn!("store: journal full, cannot delete");
@@ -322,6 +431,7 @@ impl<M: Medium> Store<M> {
             bytes: usage.bytes.saturating_sub((key.len() + old_len) as u64),
             keys: usage.keys.saturating_sub(1),
         };
+        self.fire(c, &k);
         Status::Ok
     }
 
@@ -359,6 +469,5 @@ impl<M: Medium> Store<M> {
     }
 }
 
-// Values in the index respect the protocol's limit, so a GET reply can
-// always carry them.
-const _: () = assert!(MAX_VALUE_LEN <= u16::MAX as usize);
+// A value's length fits the journal's 24-bit field.
+const _: () = assert!(MAX_BUFFER_VALUE_LEN < 1 << 24);

@@ -13,18 +13,24 @@ pub static CLIENTS: [StoreClient; 3] = [
         namespace: "tight",
         quota_bytes: 200,
         quota_keys: 4,
+        buffer: None,
+        reads: &[],
     },
     StoreClient {
         channel: Channel::new(2),
         namespace: "producer",
         quota_bytes: 100_000,
         quota_keys: 1000,
+        buffer: None,
+        reads: &[],
     },
     StoreClient {
         channel: Channel::new(5),
         namespace: "consumer",
         quota_bytes: 100_000,
         quota_keys: 1000,
+        buffer: None,
+        reads: &[],
     },
 ];
 
