@@ -118,33 +118,14 @@ impl<M: Medium> StoreServer<M> {
                     Ok(reply) => return reply,
                     Err(status) => status,
                 },
-                Err(status) => {
-                    self.counters.bad_requests += 1;
-                    log::warn!(
-                        "store: {name}: malformed request (label {:#x}, {} words)",
-                        msg.label(),
-                        msg.words().len()
-                    );
-                    status
-                }
+                Err(status) => self.malformed(name, msg, status),
             };
-            return match status {
-                Status::Ok | Status::NotFound => status.reply(),
-                refused => {
-                    log::warn!("store: {name}: {refused}");
-                    self.reject(refused)
-                }
-            };
+            return self.answer(name, status);
         }
         let request = match Request::decode(msg) {
             Ok(request) => request,
             Err(status) => {
-                self.counters.bad_requests += 1;
-                log::warn!(
-                    "store: {name}: malformed request (label {:#x}, {} words)",
-                    msg.label(),
-                    msg.words().len()
-                );
+                let status = self.malformed(name, msg, status);
                 return self.reject(status);
             }
         };
@@ -182,6 +163,24 @@ impl<M: Medium> StoreServer<M> {
                 }
             }
         };
+        self.answer(name, status)
+    }
+
+    /// Counts and logs a malformed request of `name`; the status to refuse
+    /// it with.
+    fn malformed(&mut self, name: &str, msg: &Message, status: Status) -> Status {
+        self.counters.bad_requests += 1;
+        log::warn!(
+            "store: {name}: malformed request (label {:#x}, {} words)",
+            msg.label(),
+            msg.words().len()
+        );
+        status
+    }
+
+    /// The reply that carries `status` to `name`; a refusal is logged and
+    /// counted.
+    fn answer(&mut self, name: &str, status: Status) -> Message {
         match status {
             Status::Ok | Status::NotFound => status.reply(),
             refused => {
