@@ -177,7 +177,7 @@ impl<H: NicHw> Handler for NicDriver<H> {
 }
 
 impl<H: NicHw> axolotl_monitor::query::HasCounters for NicDriver<H> {
-    fn counters(&self) -> axolotl_monitor::query::Counters {
+    fn counters(&mut self) -> axolotl_monitor::query::Counters {
         axolotl_monitor::query::Counters {
             packets_in: self.stats.rx_frames,
             packets_out: self.stats.tx_frames,
@@ -187,6 +187,7 @@ impl<H: NicHw> axolotl_monitor::query::HasCounters for NicDriver<H> {
                 + self.tx.bad_descriptors()
                 + self.rx.bad_returns(),
             device_resets: self.hw.resets(),
+            buffers_out: self.rx.unreturned(),
         }
     }
 }

@@ -342,7 +342,7 @@ impl EchoApp {
 }
 
 impl HasCounters for EchoApp {
-    fn counters(&self) -> query::Counters {
+    fn counters(&mut self) -> query::Counters {
         let s = self.services.stats();
         query::Counters {
             packets_in: s.messages_in,
@@ -353,6 +353,7 @@ impl HasCounters for EchoApp {
                 + self.udp.from.bad_descriptors()
                 + self.tcp.to.bad_returns()
                 + self.udp.to.bad_returns(),
+            buffers_out: self.tcp.to.unreturned() + self.udp.to.unreturned(),
             ..Default::default()
         }
     }

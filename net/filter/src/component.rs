@@ -229,8 +229,11 @@ impl Handler for FilterPd {
 }
 
 impl axolotl_monitor::query::HasCounters for FilterPd {
-    fn counters(&self) -> axolotl_monitor::query::Counters {
+    fn counters(&mut self) -> axolotl_monitor::query::Counters {
         let s = self.filter.stats();
+        let buffers_out = self.links.to_ip.unreturned()
+            + self.links.to_tcp.unreturned()
+            + self.links.to_udp.unreturned();
         let l = &self.links;
         axolotl_monitor::query::Counters {
             packets_in: s.passed_established
@@ -249,6 +252,7 @@ impl axolotl_monitor::query::HasCounters for FilterPd {
                 + l.from_ip.bad_descriptors()
                 + l.from_tcp.bad_descriptors()
                 + l.from_udp.bad_descriptors(),
+            buffers_out,
             ..Default::default()
         }
     }

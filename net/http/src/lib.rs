@@ -210,8 +210,8 @@ pub fn json(pds: &[PdState]) -> String {
             Some(c) => {
                 let _ = write!(
                     s,
-                    "{{\"packets_in\":{},\"packets_out\":{},\"dropped\":{},\"bad\":{},\"device_resets\":{}}}",
-                    c.packets_in, c.packets_out, c.dropped, c.bad, c.device_resets
+                    "{{\"packets_in\":{},\"packets_out\":{},\"dropped\":{},\"bad\":{},\"device_resets\":{},\"buffers_out\":{}}}",
+                    c.packets_in, c.packets_out, c.dropped, c.bad, c.device_resets, c.buffers_out
                 );
             }
             None => s.push_str("null"),
@@ -454,12 +454,13 @@ impl HttpApp {
 }
 
 impl axolotl_monitor::query::HasCounters for HttpApp {
-    fn counters(&self) -> query::Counters {
+    fn counters(&mut self) -> query::Counters {
         query::Counters {
             packets_in: self.served,
             packets_out: self.served,
             dropped: 0,
             bad: self.from_tcp.bad_descriptors() + self.to_tcp.bad_returns(),
+            buffers_out: self.to_tcp.unreturned(),
             ..Default::default()
         }
     }

@@ -159,7 +159,7 @@ impl Handler for IpPd {
 }
 
 impl axolotl_monitor::query::HasCounters for IpPd {
-    fn counters(&self) -> axolotl_monitor::query::Counters {
+    fn counters(&mut self) -> axolotl_monitor::query::Counters {
         let s = self.ip.stats();
         axolotl_monitor::query::Counters {
             packets_in: s.frames_in,
@@ -169,6 +169,7 @@ impl axolotl_monitor::query::HasCounters for IpPd {
                 + s.refused
                 + self.links.from_nic.bad_descriptors()
                 + self.links.down.bad_descriptors(),
+            buffers_out: self.links.to_nic.unreturned() + self.links.up.unreturned(),
             ..Default::default()
         }
     }

@@ -194,6 +194,13 @@ impl Sender {
         self.bad_returns
     }
 
+    /// Buffers out with the receiver, after taking back what it returned:
+    /// zero on a link with no traffic, unless buffers leaked.
+    pub fn unreturned(&mut self) -> usize {
+        let _ = self.reclaim();
+        (0..self.buffers).filter(|&i| self.is_out(i)).count()
+    }
+
     /// Packets that can be sent now: buffers not out, as far as the active
     /// ring has room for them. (A buffer given back may be free before its
     /// descriptor leaves the active ring: the receiver gives back first.)

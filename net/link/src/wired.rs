@@ -123,6 +123,11 @@ impl TxLink {
         self.sender.bad_returns()
     }
 
+    /// Buffers out with the receiver (see [`crate::Sender::unreturned`]).
+    pub fn unreturned(&mut self) -> u64 {
+        self.sender.unreturned() as u64
+    }
+
     /// Before waiting for buffers: asks for a notification when some come
     /// back; false if some came back meanwhile.
     pub fn request_returns(&mut self) -> bool {

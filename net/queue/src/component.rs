@@ -33,6 +33,10 @@ pub trait Transport {
     fn app_errors(&self) -> (u64, u64) {
         (0, 0)
     }
+    /// Buffers of its links to app PDs out with the apps.
+    fn app_buffers_out(&mut self) -> u64 {
+        0
+    }
 }
 
 /// The transport PD's handler.
@@ -166,8 +170,9 @@ impl<T: Transport> Handler for TransportPd<T> {
 }
 
 impl<T: Transport> axolotl_monitor::query::HasCounters for TransportPd<T> {
-    fn counters(&self) -> axolotl_monitor::query::Counters {
+    fn counters(&mut self) -> axolotl_monitor::query::Counters {
         axolotl_monitor::query::Counters {
+            buffers_out: self.to_filter.unreturned() + self.service.app_buffers_out(),
             packets_in: self.packets_in,
             packets_out: self.packets_out,
             dropped: self.dropped + self.service.app_errors().1,

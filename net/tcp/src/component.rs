@@ -197,4 +197,11 @@ impl Transport for TcpWithApps {
     fn app_errors(&self) -> (u64, u64) {
         (self.apps.iter().map(|a| a.bad).sum(), 0)
     }
+
+    fn app_buffers_out(&mut self) -> u64 {
+        self.apps
+            .iter_mut()
+            .map(|a| a.links.to_app.unreturned())
+            .sum()
+    }
 }

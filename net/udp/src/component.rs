@@ -163,4 +163,11 @@ impl Transport for UdpWithApps {
             .iter()
             .fold((0, 0), |(b, d), a| (b + a.bad, d + a.dropped))
     }
+
+    fn app_buffers_out(&mut self) -> u64 {
+        self.apps
+            .iter_mut()
+            .map(|a| a.links.to_app.unreturned())
+            .sum()
+    }
 }

@@ -46,16 +46,38 @@ pub enum Command<'a> {
     Status,
     /// `inject PD KIND`.
     Inject(&'a str, InjectKind),
+    /// `inject PD stall [MS]`: the PD stops for MS milliseconds (default
+    /// [`DEFAULT_STALL_MS`]) and then runs on.
+    Stall(&'a str, u64),
 }
+
+/// How long a stall lasts when the command does not say.
+pub const DEFAULT_STALL_MS: u64 = 200;
+/// The longest stall.
+pub const MAX_STALL_MS: u64 = 60_000;
 
 /// Parses one command line.
 pub fn parse(line: &str) -> Result<Command<'_>, &'static str> {
     let mut words = line.split_whitespace();
     match (words.next(), words.next(), words.next(), words.next()) {
         (Some("status"), None, _, _) => Ok(Command::Status),
+        (Some("inject"), Some(pd), Some("stall"), ms) => {
+            let ms = match ms {
+                None => DEFAULT_STALL_MS,
+                Some(ms) => ms
+                    .parse()
+                    .ok()
+                    .filter(|ms| (1..=MAX_STALL_MS).contains(ms))
+                    .ok_or("a stall lasts 1 to 60000 ms")?,
+            };
+            if words.next().is_some() {
+                return Err("usage: inject PD stall [MS]");
+            }
+            Ok(Command::Stall(pd, ms))
+        }
         (Some("inject"), Some(pd), Some(kind), None) => InjectKind::from_name(kind)
             .map(|k| Command::Inject(pd, k))
-            .ok_or("unknown fault kind (segv, panic, hang)"),
+            .ok_or("unknown fault kind (segv, panic, hang, stall)"),
         (Some("inject"), ..) => Err("usage: inject PD KIND"),
         _ => Err("unknown command (status, inject PD KIND)"),
     }
@@ -115,6 +137,7 @@ impl<W: Watchdog> Monitor<W> {
             match parse(text) {
                 Ok(Command::Status) => log::info!("{STATUS_PREFIX}{}", self.status_json()),
                 Ok(Command::Inject(pd, kind)) => self.inject(os, pd, kind),
+                Ok(Command::Stall(pd, ms)) => self.stall(os, pd, ms),
                 Err(e) => log::warn!("{ERROR_PREFIX}{e}: '{text}'"),
             }
         }
@@ -124,6 +147,33 @@ impl<W: Watchdog> Monitor<W> {
     /// `axolotl status --json`.
     pub fn status_json(&self) -> impl fmt::Display + '_ {
         StatusJson { m: self }
+    }
+
+    /// The index of child `pd` if it is running; otherwise says why not on
+    /// the console.
+    fn running_child(&self, pd: &str) -> Option<usize> {
+        let Some(i) = self.children.iter().position(|c| c.name == pd) else {
+            log::warn!("{ERROR_PREFIX}no supervised PD named '{pd}'");
+            return None;
+        };
+        if self.states[i].phase != Phase::Running {
+            log::warn!("{ERROR_PREFIX}{pd} is not running");
+            return None;
+        }
+        Some(i)
+    }
+
+    /// Stops child `pd` for `ms` milliseconds; a tick after that resumes
+    /// it. Its heartbeats go unanswered meanwhile: a stall longer than its
+    /// heartbeat limit is a hang, and it is restarted.
+    fn stall(&mut self, os: &mut dyn Os, pd: &str, ms: u64) {
+        let Some(i) = self.running_child(pd) else {
+            return;
+        };
+        let until = os.now().add_nanos(ms.saturating_mul(NS_PER_MS));
+        self.states[i].stalled_until = Some(until);
+        os.stop_child(self.children[i].child);
+        log::info!("{INJECTED_PREFIX}{pd} stall");
     }
 
     fn inject(&mut self, os: &mut dyn Os, pd: &str, kind: InjectKind) {
@@ -136,14 +186,9 @@ impl<W: Watchdog> Monitor<W> {
             }
             return;
         }
-        let Some(i) = self.children.iter().position(|c| c.name == pd) else {
-            log::warn!("{ERROR_PREFIX}no supervised PD named '{pd}'");
+        let Some(i) = self.running_child(pd) else {
             return;
         };
-        if self.states[i].phase != Phase::Running {
-            log::warn!("{ERROR_PREFIX}{pd} is not running");
-            return;
-        }
         match os.inject_child(self.children[i].child, kind) {
             Ok(()) => log::info!("{INJECTED_PREFIX}{pd} {}", kind.name()),
             Err(e) => log::warn!("{ERROR_PREFIX}{e}"),

@@ -71,6 +71,8 @@ pub struct ChildState {
     pub ever_up: bool,
     /// The ring counters it reported last (see [`query`]).
     pub counters: Option<query::Counters>,
+    /// Stopped on purpose (an injected stall) until then.
+    pub stalled_until: Option<Instant>,
     history: History,
     ping_sent: Option<Instant>,
     last_ping: Instant,
@@ -158,6 +160,7 @@ impl<W: Watchdog> Monitor<W> {
                 heartbeats: 0,
                 ever_up: false,
                 counters: None,
+                stalled_until: None,
                 history,
                 ping_sent: None,
                 last_ping: now,
@@ -344,6 +347,7 @@ impl<W: Watchdog> Monitor<W> {
         self.dirty = true;
         let (cfg, st) = (&self.children[i], &mut self.states[i]);
         st.restarts += 1;
+        st.stalled_until = None;
         st.ping_sent = None;
         st.last_ping = now;
         st.history.started(now);
@@ -409,9 +413,19 @@ impl<W: Watchdog> Monitor<W> {
         }
     }
 
-    /// A tick: restarts that are due, heartbeat pings and hang detection.
+    /// A tick: stalls that are over, restarts that are due, heartbeat
+    /// pings and hang detection.
     fn on_tick(&mut self, os: &mut dyn Os) {
         let now = os.now();
+        for (cfg, st) in self.children.iter().zip(self.states.iter_mut()) {
+            if st.stalled_until.is_some_and(|t| t <= now) {
+                st.stalled_until = None;
+                if st.phase == Phase::Running {
+                    os.resume_child(cfg.child);
+                    log::info!("{} runs on after its stall", cfg.name);
+                }
+            }
+        }
         // Decided before this tick changes anything: a child restarted
         // below for its hang still starved the ones after it in the list.
         let mut starved = [false; 63];

@@ -13,7 +13,8 @@
 use crate::{Monitor, Phase, Watchdog};
 use axolotl_sdk::{CallError, Channel, FaultKind, Message, Os};
 
-/// Label: report counters (5 words; a 4-word report has no device resets).
+/// Label: report counters (6 words; a shorter report leaves the last
+/// counters zero).
 pub const REPORT: u64 = 0x5250;
 /// Label: status of PD `word 0`.
 pub const STATUS: u64 = 0x5354;
@@ -34,6 +35,9 @@ pub struct Counters {
     /// Times the PD's device went away and came back (for the NIC driver
     /// on the host: the gateway restarted).
     pub device_resets: u64,
+    /// Buffers of its sending links out with their receivers: zero when
+    /// no traffic flows, unless buffers leaked.
+    pub buffers_out: u64,
 }
 
 /// The state of one PD as [`STATUS`] answers it.
@@ -75,6 +79,7 @@ pub fn report(os: &mut dyn Os, parent: Channel, c: &Counters) -> Result<(), Call
         c.dropped,
         c.bad,
         c.device_resets,
+        c.buffers_out,
     ];
     let msg = Message::with_words(REPORT, &words).unwrap_or_else(|_| Message::new(REPORT));
     os.call(parent, &msg).map(|_| ())
@@ -107,12 +112,13 @@ pub fn decode_status(m: &Message) -> Option<PdState> {
             dropped: w(11)?,
             bad: w(12)?,
             device_resets: w(13)?,
+            buffers_out: w(14)?,
         }),
         _ => None,
     };
-    let name_len = usize::try_from(w(14)?).ok().filter(|&n| n <= MAX_NAME)?;
+    let name_len = usize::try_from(w(15)?).ok().filter(|&n| n <= MAX_NAME)?;
     let mut name = [0u8; MAX_NAME];
-    m.read_bytes(15, &mut name[..name_len])?;
+    m.read_bytes(16, &mut name[..name_len])?;
     Some(PdState {
         name,
         name_len,
@@ -145,6 +151,7 @@ fn encode(st: &PdState) -> Message {
         c.dropped,
         c.bad,
         c.device_resets,
+        c.buffers_out,
         st.name_len as u64,
     ];
     let mut m = Message::with_words(STATUS, &words).unwrap_or_else(|_| Message::new(STATUS));
@@ -178,6 +185,7 @@ impl<W: Watchdog> Monitor<W> {
                     dropped: w(2),
                     bad: w(3),
                     device_resets: w(4),
+                    buffers_out: w(5),
                 });
                 Message::new(REPORT)
             }
@@ -248,8 +256,8 @@ impl<W: Watchdog> Monitor<W> {
 
 /// A component whose ring counters its PD reports.
 pub trait HasCounters {
-    /// The counters now.
-    fn counters(&self) -> Counters;
+    /// The counters now (it may take back returned buffers to count them).
+    fn counters(&mut self) -> Counters;
 }
 
 /// Least time between two reports.

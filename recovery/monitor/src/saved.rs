@@ -358,6 +358,7 @@ fn decode_child(b: &[u8], fresh: &ChildState) -> Option<(ChildState, usize)> {
         heartbeats: 0,
         ever_up: flags & 1 != 0,
         counters: None,
+        stalled_until: None,
         history,
         ping_sent: None,
         last_ping: fresh.last_ping,

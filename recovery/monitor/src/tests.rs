@@ -435,7 +435,7 @@ fn status_queries_and_counter_reports() {
     let mut m = m.with_name("guardian");
     m.fault(&mut os, WORKER, &SEGV).unwrap();
     // The worker reports its counters on its supervision channel.
-    let report = Message::with_words(query::REPORT, &[10, 20, 3, 4, 2]).unwrap();
+    let report = Message::with_words(query::REPORT, &[10, 20, 3, 4, 2, 6]).unwrap();
     let reply = m.protected(&mut os, WORKER_CH, &report).unwrap();
     assert!(!reply.is_error_reply());
     // A report on a channel of no child is refused.
@@ -463,6 +463,7 @@ fn status_queries_and_counter_reports() {
             dropped: 3,
             bad: 4,
             device_resets: 2,
+            buffers_out: 6,
         })
     );
     let t = ask(&mut m, &mut os, 2).unwrap();
@@ -728,5 +729,48 @@ fn the_checker_sizes_the_state_region_as_the_monitor_does() {
             axolotl_sysdesc::monitor_state_bytes(n),
             saved::region_bytes(n) as u64
         );
+    }
+}
+
+#[test]
+fn a_stall_stops_a_child_and_a_tick_after_it_lets_it_run_on() {
+    let (mut m, mut os, mut w) = with_console();
+    up(&mut m, &mut os, WORKER_CH);
+    up(&mut m, &mut os, TIMER_CH_AS_CHILD);
+    os.take();
+    w.write(b"inject worker stall 150\ninject worker stall 0\ninject worker stall x y\n");
+    up(&mut m, &mut os, CONSOLE);
+    assert_eq!(os.take(), vec![Event::Stop(WORKER)]);
+    // Still stalled at the first tick; the next one, past 150 ms, ends it.
+    tick(&mut m, &mut os, 100);
+    assert!(!os.take().contains(&Event::Resume(WORKER)));
+    tick(&mut m, &mut os, 100);
+    let events = os.take();
+    assert!(events.contains(&Event::Resume(WORKER)), "{events:?}");
+    assert!(!events.contains(&Event::Restart(WORKER)));
+    assert_eq!(m.state("worker").unwrap().restarts, 0);
+    // A stall longer than the heartbeat limit is a hang: restarted, and
+    // never resumed afterwards.
+    os.advance_ms(2_000);
+    w.write(b"inject worker stall 5000\n");
+    up(&mut m, &mut os, CONSOLE);
+    for _ in 0..6 {
+        tick(&mut m, &mut os, 100);
+    }
+    let events = os.take();
+    assert!(events.contains(&Event::Restart(WORKER)), "{events:?}");
+    assert!(!events.contains(&Event::Resume(WORKER)));
+    assert_eq!(m.state("worker").unwrap().stalled_until, None);
+    assert_eq!(
+        parse_ms("inject worker stall"),
+        Some(console::DEFAULT_STALL_MS)
+    );
+    assert_eq!(parse_ms("inject worker stall 60001"), None);
+}
+
+fn parse_ms(line: &str) -> Option<u64> {
+    match console::parse(line) {
+        Ok(console::Command::Stall(_, ms)) => Some(ms),
+        _ => None,
     }
 }

@@ -88,14 +88,18 @@ struct Tally {
     failures: u64,
 }
 
+/// How long a campaign's stalls last: shorter than the demo's heartbeat
+/// limit (3 x 100 ms), so the PD runs on rather than being restarted.
+const STALL_MS: u64 = 100;
+
 /// PD `pd`'s row of a status, if it has one.
 fn row<'a>(rows: &'a [PdStatus], pd: &str) -> Option<&'a PdStatus> {
     rows.iter().find(|r| r.name == pd)
 }
 
 /// The faults of a campaign: (PD, kind), in order. PDs in `no_hang` are
-/// never given a hang: nothing watches them for one (the monitor: its
-/// parent, the warden, has no clock to notice a hang with).
+/// never given a hang or a stall: nothing watches them for one (the
+/// monitor: its parent, the warden, has no clock to notice a hang with).
 pub fn plan(
     seed: u64,
     n: u64,
@@ -104,7 +108,12 @@ pub fn plan(
     no_hang: &[String],
 ) -> Vec<(String, String)> {
     let mut rng = Rng::new(seed ^ 0xca4a_1600);
-    let others: Vec<String> = kinds.iter().filter(|k| *k != "hang").cloned().collect();
+    // Nor a stall: on seL4 the monitor cannot stop itself for a while.
+    let others: Vec<String> = kinds
+        .iter()
+        .filter(|k| *k != "hang" && *k != "stall")
+        .cloned()
+        .collect();
     (0..n)
         .filter_map(|_| {
             let pd = &pds[rng.below(pds.len() as u64) as usize];
@@ -159,7 +168,7 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
     let faults = plan(seed, args.faults, &targets, &kinds, &no_hang);
     if (faults.len() as u64) < args.faults {
         return Err(format!(
-            "--kinds: {} cannot be hung (nothing watches it for hangs); give it another kind or leave it out of --pds",
+            "--kinds: {} cannot be hung or stalled (nothing watches it for hangs); give it another kind or leave it out of --pds",
             no_hang.join(", ")
         ));
     }
@@ -213,19 +222,28 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
         let t = tally.entry(pd.clone()).or_default();
         t.injected += 1;
         let mut verdict = Verdict::Unnoticed;
-        if let Err(e) = axolotl_host::status::request(control, &format!("inject {pd} {kind}")) {
+        let request = if kind == "stall" {
+            format!("inject {pd} stall {STALL_MS}")
+        } else {
+            format!("inject {pd} {kind}")
+        };
+        if let Err(e) = axolotl_host::status::request(control, &request) {
             fail(
                 &mut failures,
                 format!("fault {}: inject {pd} {kind}: {e}", i + 1),
             );
             verdict = Verdict::Failure;
         } else {
-            // Serving again: restarted, and running.
+            // Serving again: restarted and running; after a stall, running
+            // once the stall is over (restarted or not).
+            let stall = kind == "stall";
             let back = loop {
                 if let Ok(rows) = query(control) {
                     let r = row(&rows, pd);
                     let restarts = r.map_or(0, |r| r.restarts);
-                    if restarts > before && r.is_some_and(|r| r.state == "running") {
+                    let running = r.is_some_and(|r| r.state == "running");
+                    let over = started.elapsed() >= Duration::from_millis(STALL_MS);
+                    if running && (restarts > before || (stall && over)) {
                         break true;
                     }
                 }

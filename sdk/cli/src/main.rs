@@ -1,5 +1,6 @@
 //! `axolotl`: the command-line tool of the Axolotl component system.
 
+mod bench;
 mod campaign;
 mod image;
 mod net;
@@ -146,16 +147,31 @@ enum Command {
     ///
     /// Example: `axolotl run &` then `axolotl campaign --faults 1000 --interval 200`.
     Campaign(campaign::CampaignArgs),
+    /// Measure recovery: each PD's time from fault to serving again
+    /// (median, p99), and TCP echo throughput while a PD is killed every
+    /// 1 s and every 4 s, as a ratio to the throughput with no fault, all
+    /// in one run.
+    ///
+    /// Starts the system itself (`--board linux`, or a QEMU board). About
+    /// four minutes with the defaults. Example: `axolotl bench-recovery`,
+    /// or `axolotl bench-recovery --board qemu_virt_aarch64 --samples 10`.
+    BenchRecovery(bench::BenchArgs),
     /// Inject a fault into a PD of a running system (a debug facility).
     ///
     /// KIND is one of: panic, segv (a null-pointer write), abort, hang (stops
-    /// answering; the monitor's heartbeat catches it).
+    /// answering; the monitor's heartbeat catches it), stall (the PD stops
+    /// for --ms milliseconds and then runs on: a slow PD, not a dead one; a
+    /// stall longer than its heartbeat limit is a hang, and it is
+    /// restarted). On seL4 there is no abort.
     Inject {
         /// The PD's name in system.xml.
         pd: String,
-        /// panic, segv, abort or hang.
-        #[arg(value_parser = ["panic", "segv", "abort", "hang"])]
+        /// panic, segv, abort, hang or stall.
+        #[arg(value_parser = ["panic", "segv", "abort", "hang", "stall"])]
         kind: String,
+        /// How long a stall lasts, in milliseconds (1 to 60000).
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+        ms: u64,
         /// Control socket of the running system.
         #[arg(long, env = "AXOLOTL_CONTROL")]
         control: Option<PathBuf>,
@@ -205,9 +221,19 @@ fn main() -> ExitCode {
         Command::Status { json, control } => show_status(json, &control_path(control)),
         Command::Soak(args) => soak::run(&args),
         Command::Campaign(args) => campaign::run(&args, &control_path(args.control.clone())),
-        Command::Inject { pd, kind, control } => {
-            status::request(&control_path(control), &format!("inject {pd} {kind}"))
-                .map(|answer| print!("{answer}"))
+        Command::BenchRecovery(args) => bench::run(&args),
+        Command::Inject {
+            pd,
+            kind,
+            ms,
+            control,
+        } => {
+            let line = if kind == "stall" {
+                format!("inject {pd} stall {ms}")
+            } else {
+                format!("inject {pd} {kind}")
+            };
+            status::request(&control_path(control), &line).map(|answer| print!("{answer}"))
         }
     };
     match result {

@@ -260,7 +260,7 @@ fn ask(stdin: &Mutex<Option<ChildStdin>>, answers: &Receiver<String>, request: &
     let words: Vec<&str> = request.split_whitespace().collect();
     let expect = match words[..] {
         ["status"] => STATUS_PREFIX,
-        ["inject", _, _] => INJECTED_PREFIX,
+        ["inject", _, _] | ["inject", _, "stall", _] => INJECTED_PREFIX,
         _ => return format!("error: unknown request '{request}'\n"),
     };
     // Answers nobody waited for (a person typing `status`) are stale.
@@ -275,7 +275,7 @@ fn ask(stdin: &Mutex<Option<ChildStdin>>, answers: &Receiver<String>, request: &
             Ok(a) if a.starts_with(expect) => {
                 let rest = &a[expect.len()..];
                 return match words[..] {
-                    ["inject", pd, kind] => format!("injected {kind} into {pd}\n"),
+                    ["inject", pd, kind, ..] => format!("injected {kind} into {pd}\n"),
                     _ => rest.to_string(),
                 };
             }

@@ -33,9 +33,8 @@ use std::time::{Duration, Instant};
 /// `axolotl soak`'s options.
 #[derive(clap::Args, Clone, Debug)]
 pub struct SoakArgs {
-    /// The system description.
-    #[arg(default_value = "system.xml")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub system: SystemArgs,
     /// How long to run: 90s, 10m, 1h.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub duration: Duration,
@@ -50,15 +49,6 @@ pub struct SoakArgs {
     pub pds: Vec<String>,
     #[command(flatten)]
     pub shared: FaultsAndTraffic,
-    /// Where: `linux` (`axolotl run`) or a QEMU board (`axolotl qemu`).
-    #[arg(long, default_value = "linux")]
-    pub board: String,
-    /// The seL4 kernel configuration, for a QEMU board.
-    #[arg(long, default_value = "debug")]
-    pub config: String,
-    /// Use the PD programs or image already built.
-    #[arg(long)]
-    pub no_build: bool,
     /// The system's own output goes here (default: a file in the temporary
     /// directory, named at the start).
     #[arg(long)]
@@ -72,8 +62,9 @@ pub struct SoakArgs {
 #[derive(clap::Args, Clone, Debug)]
 pub struct FaultsAndTraffic {
     /// Fault kinds, comma-separated (default: segv, panic, hang, and abort
-    /// on the host).
-    #[arg(long, value_delimiter = ',', value_parser = ["segv", "panic", "abort", "hang"])]
+    /// on the host). `stall` (a 100 ms stop: the PD runs on, no restart)
+    /// only in campaigns.
+    #[arg(long, value_delimiter = ',', value_parser = ["segv", "panic", "abort", "hang", "stall"])]
     pub kinds: Vec<String>,
     /// TCP echo connections open at once.
     #[arg(long, default_value_t = 2)]
@@ -546,7 +537,7 @@ pub(crate) fn wait_serving((echo, _, _): (u16, u16, u16), limit: Duration) -> Re
 
 /// Free TCP and UDP ports on 127.0.0.1 for the forwards: (tcp echo, udp
 /// echo, status page).
-fn free_ports() -> Result<(u16, u16, u16), String> {
+pub(crate) fn free_ports() -> Result<(u16, u16, u16), String> {
     let err = |e: std::io::Error| format!("no free port on 127.0.0.1: {e}");
     let a = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(err)?;
     let b = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(err)?;
@@ -613,15 +604,55 @@ fn sample_memory(status: &[Value], sys_pid: u32, qemu: bool) -> Memory {
     out
 }
 
+/// Which system a command starts itself, and where.
+#[derive(clap::Args, Clone, Debug)]
+pub struct SystemArgs {
+    /// The system description.
+    #[arg(default_value = "system.xml")]
+    pub file: PathBuf,
+    /// Where: `linux` (`axolotl run`) or a QEMU board (`axolotl qemu`).
+    #[arg(long, default_value = "linux")]
+    pub board: String,
+    /// The seL4 kernel configuration, for a QEMU board.
+    #[arg(long, default_value = "debug")]
+    pub config: String,
+    /// Use the PD programs or image already built.
+    #[arg(long)]
+    pub no_build: bool,
+}
+
+/// Which system to start, and where.
+pub(crate) struct Launch<'a> {
+    pub(crate) file: &'a Path,
+    pub(crate) board: &'a str,
+    pub(crate) config: &'a str,
+    pub(crate) no_build: bool,
+}
+
+impl SystemArgs {
+    pub(crate) fn launch(&self) -> Launch<'_> {
+        Launch {
+            file: &self.file,
+            board: &self.board,
+            config: &self.config,
+            no_build: self.no_build,
+        }
+    }
+}
+
 /// The system under soak: a child `axolotl run` or `axolotl qemu`.
-struct System {
+pub(crate) struct System {
     child: Child,
-    control: PathBuf,
+    pub(crate) control: PathBuf,
     dir: PathBuf,
 }
 
 impl System {
-    fn start(args: &SoakArgs, ports: (u16, u16, u16), log: &Path) -> Result<System, String> {
+    pub(crate) fn start(
+        args: &Launch<'_>,
+        ports: (u16, u16, u16),
+        log: &Path,
+    ) -> Result<System, String> {
         let dir = std::env::temp_dir().join(format!("axolotl-soak-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let control = dir.join("control.sock");
@@ -630,9 +661,9 @@ impl System {
         if args.board == "linux" {
             cmd.arg("run");
         } else {
-            cmd.args(["qemu", "--board", &args.board, "--config", &args.config]);
+            cmd.args(["qemu", "--board", args.board, "--config", args.config]);
         }
-        cmd.arg(&args.file).arg("--control").arg(&control);
+        cmd.arg(args.file).arg("--control").arg(&control);
         if args.no_build {
             cmd.arg("--no-build");
         }
@@ -662,7 +693,7 @@ impl System {
         })
     }
 
-    fn status(&self) -> Result<Vec<Value>, String> {
+    pub(crate) fn status(&self) -> Result<Vec<Value>, String> {
         let text = axolotl_host::status::request(&self.control, "status")?;
         serde_json::from_str::<Value>(&text)
             .ok()
@@ -670,12 +701,12 @@ impl System {
             .ok_or_else(|| "malformed status".to_string())
     }
 
-    fn ended(&mut self) -> Option<std::process::ExitStatus> {
+    pub(crate) fn ended(&mut self) -> Option<std::process::ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
 
     /// Waits until every PD runs; prints progress while it builds and boots.
-    fn wait_up(&mut self, limit: Duration, log: &Path) -> Result<Vec<Value>, String> {
+    pub(crate) fn wait_up(&mut self, limit: Duration, log: &Path) -> Result<Vec<Value>, String> {
         let start = Instant::now();
         let mut said = Instant::now();
         loop {
@@ -708,7 +739,7 @@ impl System {
         }
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if self.ended().is_none() {
             // SAFETY: signalling our own child process, not yet reaped.
             unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
@@ -776,15 +807,15 @@ pub(crate) fn choose_pds(
 
 /// Runs a soak; the report on standard output; an error if it failed.
 pub fn run(args: &SoakArgs) -> Result<(), String> {
-    let qemu = args.board != "linux";
+    let qemu = args.system.board != "linux";
     let ports = free_ports()?;
     let log = args.log.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("axolotl-soak-{}.log", std::process::id()))
     });
     eprintln!(
         "soak: {} on {} for {} s, a fault every {} s; the system's output goes to {}",
-        args.file.display(),
-        args.board,
+        args.system.file.display(),
+        args.system.board,
         args.duration.as_secs(),
         args.fault_every.as_secs_f64(),
         log.display()
@@ -797,7 +828,7 @@ pub fn run(args: &SoakArgs) -> Result<(), String> {
             on_interrupt as *const () as libc::sighandler_t,
         )
     };
-    let mut sys = System::start(args, ports, &log)?;
+    let mut sys = System::start(&args.system.launch(), ports, &log)?;
     let boot_limit = Duration::from_secs(if qemu { 900 } else { 600 });
     let first = sys.wait_up(boot_limit, &log)?;
     let names = names_where(&first, |_| true);
@@ -809,6 +840,13 @@ pub fn run(args: &SoakArgs) -> Result<(), String> {
         .collect();
     let targets = choose_pds(&args.pds, &names, default)?;
     let kinds = args.shared.kinds(!qemu);
+    if kinds.iter().any(|k| k == "stall") {
+        return Err(
+            "--kinds stall: a soak expects a restart per fault, and a stall is waited out; \
+             use `axolotl campaign` for stalls"
+                .into(),
+        );
+    }
     wait_serving(ports, Duration::from_secs(60))?;
 
     let ctx = Arc::new(Ctx::new("soak"));
@@ -883,7 +921,7 @@ pub fn run(args: &SoakArgs) -> Result<(), String> {
     let report = report(
         &ctx,
         &Observed {
-            board: &args.board,
+            board: &args.system.board,
             elapsed,
             status_end: &status_end,
             injected: &injected,

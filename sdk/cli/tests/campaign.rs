@@ -45,6 +45,24 @@ fn a_short_seeded_campaign_finds_no_system_failure() {
     let many = many["plan"].as_array().unwrap();
     assert!(many.iter().any(|f| f[0] == "guardian"), "{many:?}");
     assert!(!many.iter().any(|f| f[0] == "guardian" && f[1] == "hang"));
+    // Stalls, when asked for: never into the monitor either.
+    let stalls = campaign(
+        &sys,
+        &p,
+        &[
+            "--faults",
+            "200",
+            "--seed",
+            "7",
+            "--kinds",
+            "stall,segv",
+            "--dry-run",
+        ],
+    )
+    .1;
+    let stalls = stalls["plan"].as_array().unwrap();
+    assert!(stalls.iter().any(|f| f[1] == "stall"));
+    assert!(!stalls.iter().any(|f| f[0] == "guardian" && f[1] == "stall"));
     assert!(!many.iter().any(|f| f[0] == "warden"));
 
     let (out, r) = campaign(
@@ -75,6 +93,30 @@ fn a_short_seeded_campaign_finds_no_system_failure() {
         .map(|s| s["restarts"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!(restarts, 16, "restarts on the status page");
+    // Stalls are waited out: the PDs run on, and no client sees a wrong byte.
+    let (out, r) = campaign(
+        &sys,
+        &p,
+        &[
+            "--faults",
+            "6",
+            "--seed",
+            "3",
+            "--kinds",
+            "stall",
+            "--interval",
+            "300",
+            "--pds",
+            "ip,filter,udp,store",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{r}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(r["injected"], 6);
+    assert_eq!(r["system_failures"], 0, "{r}");
     // Not the warden: it is the root, and nothing restarts it.
     assert!(!pds.contains_key("warden"));
 }

@@ -171,6 +171,42 @@ fn the_monitor_comes_back_with_its_counts_and_still_restarts_others() {
 }
 
 #[test]
+fn a_short_stall_is_waited_out_and_a_long_one_is_a_hang() {
+    let sys = Running::start("stall");
+    sys.wait_log("persisted count=3");
+    let pid = sys.pd("consumer")["pid"].clone();
+    let out = sys.cli(&["inject", "consumer", "stall", "--ms", "150"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "injected stall into consumer\n"
+    );
+    let log = sys.wait_log("consumer runs on after its stall");
+    let counted = log.matches("persisted count=").count();
+    // It carries on as the same process, with no restart.
+    sys.wait_log_count("persisted count=", counted + 2);
+    let c = sys.pd("consumer");
+    assert_eq!(
+        (c["pid"].clone(), c["restarts"].clone()),
+        (pid, 0.into()),
+        "{c}"
+    );
+    // Longer than its heartbeat limit (3 x 100 ms): hung, and restarted.
+    std::thread::sleep(Duration::from_millis(1_100));
+    let out = sys.cli(&["inject", "consumer", "stall", "--ms", "5000"]);
+    assert!(out.status.success());
+    let c = sys.wait_restarted("consumer", 1);
+    assert_eq!(c["last_fault"]["kind"], "hang", "{c}");
+    // Bad durations are refused with the reason.
+    let out = sys.cli(&["inject", "consumer", "stall", "--ms", "0"]);
+    assert!(!out.status.success());
+}
+
+#[test]
 fn the_store_keeps_every_acknowledged_put_across_random_kills() {
     let sys = Running::start("store-kills");
     sys.wait_log("persisted count=3");

@@ -355,6 +355,17 @@ fn boot_and_recover(board: &'static str) {
     q.wait("serial faulted: memory-access", 30);
     q.wait_running("serial", 1);
 
+    // A stall shorter than the heartbeat limit: the producer stops and
+    // runs on, with no restart.
+    eprintln!("--- {board}: a 150 ms stall of the producer");
+    let before = q.pd("producer")["restarts"].clone();
+    let answer = q
+        .axolotl(&["inject", "producer", "stall", "--ms", "150"])
+        .unwrap_or_else(|e| panic!("{board}: inject stall: {e}"));
+    assert!(answer.contains("injected stall into producer"), "{answer}");
+    q.wait("producer runs on after its stall", 30);
+    assert_eq!(q.pd("producer")["restarts"], before, "{board}");
+
     // The monitor itself: the warden restarts it with fresh memory, and it
     // comes back with its counts from its state region.
     eprintln!("--- {board}: null-pointer write into the monitor");

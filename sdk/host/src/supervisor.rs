@@ -109,6 +109,8 @@ struct Supervisor {
     all_up_logged: bool,
     shutting_down: bool,
     services: Vec<Service>,
+    /// Stalled PDs: (process index, its pid, when to let it run on).
+    stalls: Vec<(usize, i32, u64)>,
 }
 
 /// Finds the host program for every PD; reports every missing one.
@@ -314,6 +316,7 @@ impl Supervisor {
             all_up_logged: false,
             shutting_down: false,
             services: Vec::new(),
+            stalls: Vec::new(),
         })
     }
 
@@ -399,8 +402,14 @@ impl Supervisor {
                     }
                 }
             }
-            // With services to watch for hangs, look at least once a second.
-            let timeout = if self.services.is_empty() { -1 } else { 1000 };
+            // With services to watch for hangs, look at least once a second;
+            // wake for the next stall that ends.
+            let mut timeout: i32 = if self.services.is_empty() { -1 } else { 1000 };
+            if let Some(at) = self.stalls.iter().map(|s| s.2).min() {
+                let ms = at.saturating_sub(sys::monotonic_ns()).div_ceil(1_000_000);
+                let ms = i32::try_from(ms).unwrap_or(i32::MAX);
+                timeout = if timeout < 0 { ms } else { timeout.min(ms) };
+            }
             sys::poll(&mut pfds, timeout).map_err(|e| format!("poll: {e}"))?;
             if pfds[0].revents != 0 && self.on_signals(sigfd) {
                 return Ok(());
@@ -420,10 +429,43 @@ impl Supervisor {
                     Some(fd) => refuse_calls(fd),
                 }
             }
+            self.end_stalls();
             if let Some(msg) = self.mismatch.take() {
                 return Err(msg);
             }
         }
+    }
+
+    /// Lets stalled PDs whose time is up run on (unless they died or were
+    /// restarted meanwhile: then the pid is another's or none).
+    fn end_stalls(&mut self) {
+        let now = sys::monotonic_ns();
+        let (due, left): (Vec<_>, Vec<_>) = self.stalls.drain(..).partition(|s| s.2 <= now);
+        self.stalls = left;
+        for (i, pid, _) in due {
+            if self.procs[i].pid == Some(pid) {
+                // SAFETY: signalling a child process we started and have not reaped.
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+                log::info!("{} runs on after its stall", self.procs[i].name);
+            }
+        }
+    }
+
+    /// Stops PD `i` for `ms` milliseconds (SIGSTOP; SIGCONT when the time
+    /// is up): a slow PD, not a dead one. Its heartbeats go unanswered
+    /// meanwhile, so a stall longer than its heartbeat limit is a hang,
+    /// and the monitor restarts it.
+    fn stall(&mut self, i: usize, ms: u64) -> String {
+        let p = &self.procs[i];
+        let Some(pid) = p.pid else {
+            return format!("error: {} is {}, not running\n", p.name, p.state.name());
+        };
+        // SAFETY: signalling a child process we started and have not reaped.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        let until = sys::monotonic_ns().saturating_add(ms.saturating_mul(1_000_000));
+        self.stalls.push((i, pid, until));
+        log::warn!("{} stalled for {ms} ms", p.name);
+        format!("injected stall into {}\n", p.name)
     }
 
     /// Handles pending signals; true means shut down.
@@ -709,6 +751,20 @@ impl Supervisor {
                 };
             }
         }
+        if let ["inject", pd, "stall", rest @ ..] = &words[..] {
+            let ms = match rest {
+                [] => 200,
+                [ms] => match ms.parse::<u64>() {
+                    Ok(ms) if (1..=60_000).contains(&ms) => ms,
+                    _ => return format!("error: a stall lasts 1 to 60000 ms, not '{ms}'\n"),
+                },
+                _ => return "error: usage: inject PD stall [MS]\n".into(),
+            };
+            return match self.procs.iter().position(|p| p.name == *pd) {
+                Some(i) => self.stall(i, ms),
+                None => format!("error: no PD named '{pd}'\n"),
+            };
+        }
         match words[..] {
             ["status"] => {
                 serde_json::to_string(&self.statuses()).unwrap_or_else(|e| format!("error: {e}"))
@@ -716,7 +772,7 @@ impl Supervisor {
             ["inject", pd, kind] => {
                 if !["panic", "segv", "abort", "hang"].contains(&kind) {
                     return format!(
-                        "error: unknown fault kind '{kind}' (panic, segv, abort, hang)\n"
+                        "error: unknown fault kind '{kind}' (panic, segv, abort, hang, stall)\n"
                     );
                 }
                 let Some(p) = self.procs.iter().find(|p| p.name == pd) else {

@@ -96,6 +96,13 @@ pub trait Os {
     /// Stop `child` for good (until a later `restart_child`).
     fn stop_child(&mut self, child: Child);
 
+    /// Let a child stopped by [`Os::stop_child`] run on from where it was
+    /// (a stall injected on purpose ends). Platforms that stall PDs
+    /// through a supervisor instead keep the default, which does nothing.
+    fn resume_child(&mut self, child: Child) {
+        let _ = child;
+    }
+
     /// Called by a handler between rounds of a long stretch of work (a
     /// stream of packets): the platform answers what shows the PD alive
     /// (its parent's heartbeats) without waiting for the handler to

@@ -18,6 +18,8 @@ pub enum Event {
     Restart(Child),
     /// `stop_child(child)`.
     Stop(Child),
+    /// `resume_child(child)`.
+    Resume(Child),
     /// `inject_child(child, kind)`.
     Inject(Child, crate::InjectKind),
 }
@@ -99,6 +101,10 @@ impl Os for MockOs {
     }
     fn stop_child(&mut self, child: Child) {
         self.events.push(Event::Stop(child));
+    }
+
+    fn resume_child(&mut self, child: Child) {
+        self.events.push(Event::Resume(child));
     }
 
     fn inject_child(&mut self, child: Child, kind: crate::InjectKind) -> Result<(), &'static str> {

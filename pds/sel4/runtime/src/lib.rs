@@ -184,6 +184,15 @@ impl Os for Sel4Os {
         }
     }
 
+    fn resume_child(&mut self, child: Child) {
+        if let Err(e) = sel4_microkit::Child::new(child.index() as usize)
+            .tcb()
+            .tcb_resume()
+        {
+            log::error!("cannot resume child {}: {e:?}", child.index());
+        }
+    }
+
     fn keepalive(&mut self) {
         if !self.can_poll {
             return;
