@@ -1,5 +1,7 @@
 //! The Linux-hosted runtime keeps seL4's rules: a region is mapped with the
-//! permissions system.xml gives, and calls travel only where `pp` allows.
+//! permissions system.xml gives, calls travel only where `pp` allows, and
+//! once `init` has returned a PD can open no file, socket or program of
+//! its own (seccomp).
 //! Uses the test program `axolotl-probe` (built with the workspace).
 
 mod common;
@@ -48,10 +50,13 @@ fn read_only_maps_fault_on_write_and_calls_need_pp() {
         // The writer writes, notifies the reader, and tries a call it has no
         // pp for; the reader, when notified, reads the shared word, tries
         // to make its read-only map writable, then writes through it.
-        .env("AXOLOTL_PROBE_writer", "write:2000000,notify:1,call:1|")
+        .env(
+            "AXOLOTL_PROBE_writer",
+            "open:/etc/hostname,write:2000000,notify:1,call:1|",
+        )
         .env(
             "AXOLOTL_PROBE_reader",
-            "|read:3000000,protect:3000000,write:3000000",
+            "|open:/etc/hostname,socket:inet,socket:unix,exec:/bin/true,read:3000000,protect:3000000,write:3000000",
         )
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
@@ -72,6 +77,17 @@ fn read_only_maps_fault_on_write_and_calls_need_pp() {
         text.contains("probe call on 1: Err(NotPermitted)"),
         "{text}"
     );
+    // What init could do (the writer's probe ran its actions at init) the
+    // reader, when notified, cannot.
+    assert!(text.contains("probe open /etc/hostname: done"), "{text}");
+    for refused in [
+        "probe open /etc/hostname: refused (Operation not permitted",
+        "probe socket inet: refused (Operation not permitted",
+        "probe socket unix: refused (Operation not permitted",
+        "probe exec /bin/true: refused (Operation not permitted",
+    ] {
+        assert!(text.contains(refused), "no '{refused}':\n{text}");
+    }
     assert!(
         text.contains("probe read 3000000 = 0x5eed"),
         "the reader sees the writer's word:\n{text}"

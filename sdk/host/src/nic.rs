@@ -20,6 +20,15 @@ const SEND_WAIT_MS: libc::c_int = 5;
 /// The environment variable naming the device.
 pub const ENV: &str = "AXOLOTL_NIC";
 
+/// Set once this process opened a gateway connection, which it makes again
+/// when the gateway restarts: its seccomp filter lets it connect.
+static GATEWAY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process drives a NIC connected to the host gateway.
+pub fn connects_to_gateway() -> bool {
+    GATEWAY.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// A host network device: frames in and out, readable when one waits.
 pub enum HostNic {
     /// A connection to the host gateway. When the gateway drops it (it
@@ -55,6 +64,7 @@ impl HostNic {
     /// Opens `unix:PATH` or `tap:NAME`.
     pub fn open(spec: &str) -> io::Result<HostNic> {
         if let Some(path) = spec.strip_prefix("unix:") {
+            GATEWAY.store(true, std::sync::atomic::Ordering::Relaxed);
             let path = PathBuf::from(path);
             crate::sys::seqpacket_connect(&path).map(|fd| HostNic::Unix {
                 fd,

@@ -280,6 +280,17 @@ fn run_checked<H: Handler>(system: Option<u64>, init: impl FnOnce(&mut Init<'_>)
     match start(&boot) {
         Ok(mut os) => {
             let handler = init(&mut Init { os: &mut os });
+            // From here on, only the calls the runtime needs (init opened
+            // what the PD owns: its regions, channels, devices).
+            if std::env::var_os(crate::sandbox::DISABLE_ENV).is_none() {
+                if let Err(e) = crate::sandbox::install(crate::nic::connects_to_gateway()) {
+                    log::error!(
+                        "cannot install the seccomp filter ({e}); set {}=1 to run without it",
+                        crate::sandbox::DISABLE_ENV
+                    );
+                    std::process::exit(3);
+                }
+            }
             serve(&mut os, handler)
         }
         Err(e) => {

@@ -3,7 +3,9 @@
 //!
 //! The value is `AT-INIT|ON-NOTIFY`, each a comma-separated list of actions:
 //! `read:ADDR`, `write:ADDR`, `protect:ADDR` (make its page writable with
-//! mprotect), `notify:CH`, `call:CH`. Every result is logged.
+//! mprotect), `notify:CH`, `call:CH`, `open:PATH` (open a file),
+//! `socket:inet` or `socket:unix` (create a socket), `exec:PATH` (start a
+//! program). Every result is logged.
 
 use axolotl_sdk::{Channel, ChannelSet, Handler, Message, Os};
 
@@ -54,12 +56,36 @@ fn act(os: &mut dyn Os, action: &str) {
                 }
             );
         }
+        "open" => {
+            let r = std::fs::File::open(arg);
+            log::info!("probe open {arg}: {}", outcome(r.map(|_| ())));
+        }
+        "socket" => {
+            let r = if arg == "unix" {
+                std::os::unix::net::UnixDatagram::unbound().map(|_| ())
+            } else {
+                std::net::UdpSocket::bind("127.0.0.1:0").map(|_| ())
+            };
+            log::info!("probe socket {arg}: {}", outcome(r));
+        }
+        "exec" => {
+            let r = std::process::Command::new(arg).output();
+            log::info!("probe exec {arg}: {}", outcome(r.map(|_| ())));
+        }
         "notify" => os.notify(Channel::new(num(arg) as u8)),
         "call" => {
             let r = os.call(Channel::new(num(arg) as u8), &Message::new(1));
             log::info!("probe call on {arg}: {r:?}");
         }
         _ => log::error!("probe: unknown action {action}"),
+    }
+}
+
+/// "done", or "refused (why)".
+fn outcome(r: std::io::Result<()>) -> String {
+    match r {
+        Ok(()) => "done".into(),
+        Err(e) => format!("refused ({e})"),
     }
 }
 
