@@ -367,7 +367,7 @@ impl TcpService {
             // was dealt with (`was_open` cleared by `serve_client`), never
             // before: a new connection must get a new handle.
             let unsettled = matches!(slot.listen.app, App::Client(_)) && slot.was_open;
-            if !s.is_open() && !slot.retired && !unsettled {
+            if is_idle(s) && !slot.retired && !unsettled {
                 slot.was_open = false;
                 if let Err(e) = s.listen(slot.listen.port) {
                     log::warn!("cannot listen on port {}: {e}", slot.listen.port);
@@ -552,6 +552,14 @@ impl TcpService {
             .poll_at(instant(now_ns), &self.sockets)
             .map(|t| (t.total_micros().max(0) as u64).saturating_mul(1_000))
     }
+}
+
+/// Whether a socket may listen again: closed, and done with its peer. An
+/// aborted socket is closed at once but keeps its peer until smoltcp sent
+/// the RST on the next poll; listening resets the socket, and would drop
+/// that RST and leave the peer waiting on a connection nobody serves.
+fn is_idle(s: &tcp::Socket<'_>) -> bool {
+    !s.is_open() && s.remote_endpoint().is_none()
 }
 
 /// The local port and the sender of an IPv4 packet that opens a TCP

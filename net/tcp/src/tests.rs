@@ -506,6 +506,18 @@ fn step_app(svc: &mut TcpService, peer: &mut Peer, app: &mut App0, t_ms: u64) {
     }
 }
 
+/// A service where app 0 listens on port 7 (with room for its events),
+/// and a peer.
+fn app_0_on_port_7() -> (TcpService, Peer, App0) {
+    let mut svc = TcpService::new(US, 24, None, &[], 0);
+    assert!(svc.client_listen(0, 7));
+    let app = App0 {
+        room: true,
+        ..App0::default()
+    };
+    (svc, Peer::new(), app)
+}
+
 /// Connects, runs until the connection is established (or 200 ms pass),
 /// then resets it; whether it was established.
 fn connect_and_reset(
@@ -541,13 +553,7 @@ fn connect_and_reset(
 /// connection was refused (the soak's refused connection).
 #[test]
 fn a_busy_app_does_not_make_its_port_refuse_connections() {
-    let mut svc = TcpService::new(US, 24, None, &[], 0);
-    assert!(svc.client_listen(0, 7));
-    let mut peer = Peer::new();
-    let mut app = App0 {
-        room: true,
-        ..App0::default()
-    };
+    let (mut svc, mut peer, mut app) = app_0_on_port_7();
     let mut t = 0;
     // Every socket of the port takes a connection, and the app hears of
     // each.
@@ -748,4 +754,46 @@ fn a_handle_of_an_earlier_incarnation_names_nothing() {
     // The new one does.
     svc.client_send(0, new, b"yours");
     assert_eq!(svc.stats().bytes_out, 5);
+}
+
+/// An app that restarts (here: hung while a connection came in) has its
+/// connections reset, and its listen again comes at once on the new link.
+/// The reset must reach the peer: before, the listen took the aborted
+/// socket back before smoltcp had sent its RST, which the listen forgot,
+/// and the peer waited on a connection nobody served.
+#[test]
+fn a_restarted_apps_connections_are_reset_even_when_it_listens_again_at_once() {
+    let (mut svc, mut peer, mut app) = app_0_on_port_7();
+    let h = peer.connect(7, 40000);
+    let mut t = 0;
+    while peer.sockets.get::<tcp::Socket>(h).state() != tcp::State::Established {
+        t += 1;
+        assert!(t < 200, "never established");
+        step_app(&mut svc, &mut peer, &mut app, t);
+    }
+    t += 1;
+    step_app(&mut svc, &mut peer, &mut app, t);
+    assert_eq!(app.handles(EV_ACCEPTED).len(), 1);
+    // The app restarts and at once listens again, before TCP polls.
+    svc.client_reset(0);
+    assert!(svc.client_listen(0, 7));
+    for _ in 0..20 {
+        t += 1;
+        step_app(&mut svc, &mut peer, &mut app, t);
+    }
+    assert_eq!(
+        peer.sockets.get::<tcp::Socket>(h).state(),
+        tcp::State::Closed,
+        "the peer never heard of the reset"
+    );
+    // And the port serves a new connection.
+    let h2 = peer.connect(7, 40001);
+    for _ in 0..50 {
+        t += 1;
+        step_app(&mut svc, &mut peer, &mut app, t);
+    }
+    assert_eq!(
+        peer.sockets.get::<tcp::Socket>(h2).state(),
+        tcp::State::Established
+    );
 }
