@@ -3,8 +3,8 @@
 //! through what system.xml gives it. It cannot open a file, create a
 //! socket (but for the NIC driver's connection to the host gateway, which
 //! it makes again when the gateway restarts: `socket(AF_UNIX)`, `connect`
-//! and `dup3`), signal another process or
-//! start a program. Anything else fails with `EPERM`.
+//! and `dup3`), signal another process or start a program. Anything else
+//! fails with `EPERM`.
 //!
 //! Allowed: I/O on descriptors it already holds (`read`, `write`, `recvfrom`,
 //! `sendto`, `recvmsg`, `sendmsg`, `poll`, `close`, `fcntl`), its own memory
@@ -140,6 +140,7 @@ fn program(unix_connect: bool, pid: u32) -> Vec<libc::sock_filter> {
     p.push(stmt(LD_W_ABS, OFF_ARG0));
     p.push(jeq(pid, 0, 1));
     p.push(stmt(RET_K, RET_ALLOW));
+    // Another process, and every call not allowed above: EPERM.
     p.push(stmt(RET_K, RET_ERRNO | libc::EPERM as u32));
     p
 }
