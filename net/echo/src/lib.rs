@@ -283,7 +283,10 @@ impl EchoApp {
                 Ok(m) => m,
                 Err(e) => {
                     self.services.stats.bad += 1;
-                    log::warn!("malformed message from a transport: {e:?}");
+                    let bad = self.services.stats.bad;
+                    if bad.is_power_of_two() {
+                        log::warn!("malformed message from a transport: {e:?} ({bad} bad so far)");
+                    }
                     continue;
                 }
             };

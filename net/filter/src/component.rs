@@ -251,7 +251,10 @@ impl axolotl_monitor::query::HasCounters for FilterPd {
             bad: s.dropped_malformed
                 + l.from_ip.bad_descriptors()
                 + l.from_tcp.bad_descriptors()
-                + l.from_udp.bad_descriptors(),
+                + l.from_udp.bad_descriptors()
+                + l.to_ip.bad_returns()
+                + l.to_tcp.bad_returns()
+                + l.to_udp.bad_returns(),
             buffers_out,
             ..Default::default()
         }

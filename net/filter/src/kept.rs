@@ -4,9 +4,13 @@
 //!
 //! Each flow is a key of its own in the filter's namespace (see
 //! [`encode_key`]), with an empty value: written before the first packet
-//! of the flow passes on, deleted (at the end of the round) when the flow
-//! is forgotten. A restarted filter lists its keys with NEXT and takes
-//! each flow back. A key that does not parse is deleted and logged.
+//! of the flow passes on, deleted (at the end of the round, before the new
+//! flows are written) when the flow is forgotten. A delete that fails (the
+//! store restarting) is tried again next round; a write refused for the
+//! quota sweeps the store of keys the filter no longer has, so that keys
+//! left behind by faults never fill it for good. A restarted filter lists
+//! its keys with NEXT and takes each flow back. A key that does not parse
+//! is deleted and logged.
 
 use crate::{Filter, FlowKey, FlowState, MAX_FLOWS};
 use alloc::vec::Vec;
@@ -16,6 +20,8 @@ use smoltcp::wire::Ipv4Address;
 
 /// Bytes of a flow's key.
 pub const KEY_LEN: usize = 13;
+/// Most keys a listing of the filter's namespace goes through.
+const LIST_LIMIT: usize = 4 * MAX_FLOWS;
 /// Tries of a store call that met a restarting store.
 const RETRIES: usize = 4;
 
@@ -47,6 +53,12 @@ pub struct FlowBook {
     store: Channel,
     /// Writes or deletes that failed (the flow still holds in memory).
     pub failures: u64,
+    /// Forgotten flows whose delete failed (the store restarting, say):
+    /// tried again on the next `keep`, so that no key is left behind to
+    /// fill the quota.
+    pending_deletes: Vec<[u8; KEY_LEN]>,
+    /// Times the store was swept of keys the filter no longer has.
+    pub sweeps: u64,
 }
 
 impl FlowBook {
@@ -59,12 +71,19 @@ impl FlowBook {
         filter: &mut Filter,
         now: u64,
     ) -> (FlowBook, usize) {
-        let mut book = FlowBook { store, failures: 0 };
+        let mut book = FlowBook {
+            store,
+            failures: 0,
+            pending_deletes: Vec::new(),
+            sweeps: 0,
+        };
         let (mut key, mut value) = ([0u8; MAX_KEY_LEN], [0u8; MAX_VALUE_LEN]);
         let mut after: Vec<u8> = Vec::new();
         let mut found: Vec<(FlowKey, FlowState)> = Vec::new();
         let mut junk: Vec<Vec<u8>> = Vec::new();
-        loop {
+        // The store's quota of keys is about MAX_FLOWS: a listing far
+        // longer comes from a store gone wrong, and is cut short.
+        for _ in 0..LIST_LIMIT {
             let listed = axolotl_store_api::retry(os, RETRIES, |os| {
                 axolotl_store_api::next(os, store, &after, &mut key, &mut value)
             });
@@ -115,22 +134,82 @@ impl FlowBook {
         (book, restored)
     }
 
-    /// Writes the flows `filter` added, then deletes those it forgot. A
+    /// Deletes the flows `filter` forgot (first: a full table pushed one
+    /// out to make room for a new one), then writes those it added. A
     /// failure is logged (the 1st, 2nd, 4th... time) and counted, and the
-    /// flow still holds in this incarnation.
+    /// flow still holds in this incarnation; a failed delete is tried again
+    /// next time. A write refused for the quota sweeps the store of every
+    /// key the filter no longer has (left by a delete that never got
+    /// through) and is tried once more.
     pub fn keep(&mut self, os: &mut dyn Os, filter: &mut Filter) {
         let store = self.store;
-        for (k, state) in filter.take_added() {
-            let key = encode_key(&k);
-            let r = axolotl_store_api::retry(os, RETRIES, |os| {
-                axolotl_store_api::put(os, store, &key, &[state])
-            });
-            self.note(r.map(|_| ()), "write");
-        }
-        for k in filter.take_forgotten() {
-            let key = encode_key(&k);
+        let added = filter.take_added();
+        let mut deletes = core::mem::take(&mut self.pending_deletes);
+        deletes.extend(filter.take_forgotten().iter().map(encode_key));
+        // A flow added again since it was forgotten stays.
+        deletes.retain(|d| !added.iter().any(|(k, _)| encode_key(k) == *d));
+        deletes.sort_unstable();
+        deletes.dedup();
+        for key in deletes {
             let r = axolotl_store_api::retry(os, RETRIES, |os| {
                 axolotl_store_api::delete(os, store, &key)
+            });
+            match r {
+                Ok(_) => {}
+                Err(e) => {
+                    self.note(Err(e), "delete");
+                    if self.pending_deletes.len() < MAX_FLOWS {
+                        self.pending_deletes.push(key);
+                    }
+                }
+            }
+        }
+        let mut swept = false;
+        for (k, state) in added {
+            let key = encode_key(&k);
+            let put = |os: &mut dyn Os| {
+                axolotl_store_api::retry(os, RETRIES, |os| {
+                    axolotl_store_api::put(os, store, &key, &[state])
+                })
+            };
+            let mut r = put(os);
+            if matches!(r, Err(StoreError::QuotaExceeded)) && !swept {
+                swept = true;
+                self.sweep(os, filter);
+                r = put(os);
+            }
+            self.note(r.map(|_| ()), "write");
+        }
+    }
+
+    /// Deletes every key in the store that names no flow of `filter`.
+    fn sweep(&mut self, os: &mut dyn Os, filter: &Filter) {
+        let store = self.store;
+        let mut live: Vec<[u8; KEY_LEN]> = filter.flows().map(|k| encode_key(&k)).collect();
+        live.sort_unstable();
+        let (mut key, mut value) = ([0u8; MAX_KEY_LEN], [0u8; MAX_VALUE_LEN]);
+        let mut after: Vec<u8> = Vec::new();
+        let mut stale: Vec<Vec<u8>> = Vec::new();
+        for _ in 0..LIST_LIMIT {
+            let Ok(Some((n, _))) = axolotl_store_api::retry(os, RETRIES, |os| {
+                axolotl_store_api::next(os, store, &after, &mut key, &mut value)
+            }) else {
+                break;
+            };
+            if live.binary_search_by(|l| l[..].cmp(&key[..n])).is_err() {
+                stale.push(key[..n].to_vec());
+            }
+            after.clear();
+            after.extend_from_slice(&key[..n]);
+        }
+        self.sweeps += 1;
+        log::warn!(
+            "the store refused a flow for the quota: {} keys of flows no longer known deleted",
+            stale.len()
+        );
+        for k in stale {
+            let r = axolotl_store_api::retry(os, RETRIES, |os| {
+                axolotl_store_api::delete(os, store, &k)
             });
             self.note(r.map(|_| ()), "delete");
         }

@@ -423,6 +423,48 @@ mod kept_flows {
         assert!(book.failures > 0);
     }
 
+    /// A delete the store could not take (it was restarting) is tried
+    /// again, so that no key of a forgotten flow stays to fill the quota.
+    #[test]
+    fn a_failed_delete_is_tried_again() {
+        let (mut os, calls) = os_with_store(STORE, "filter");
+        let mut f = Filter::new(policy());
+        let (mut book, _) = FlowBook::open(&mut os, STORE, &mut f, 0);
+        let dns = udp((US, 4000), (FAR, 53));
+        assert!(pass(&mut f, &mut book, &mut os, Direction::Out, &dns, 1));
+        f.expire(UDP_IDLE_NS + 2);
+        calls.fail_next.set(1_000);
+        book.keep(&mut os, &mut f);
+        calls.fail_next.set(0);
+        assert_eq!(kept(&mut os).len(), 1, "the delete failed");
+        book.keep(&mut os, &mut f);
+        assert!(kept(&mut os).is_empty());
+    }
+
+    /// Keys left in the store by deletes that never got through (a
+    /// restarted filter, a store gone for longer than the retries) do not
+    /// keep new flows out of it for good: a write refused for the quota
+    /// sweeps them away.
+    #[test]
+    fn keys_left_behind_give_way_to_new_flows() {
+        let (mut os, _) = os_with_store_of(STORE, "filter", (2 * 14, 2), 64 * 1024);
+        let mut f = Filter::new(policy());
+        let (mut book, _) = FlowBook::open(&mut os, STORE, &mut f, 0);
+        for port in [1000u16, 1001] {
+            let stale = FlowKey {
+                proto: 17,
+                local: (US, port),
+                remote: (FAR, 53),
+            };
+            axolotl_store_api::put(&mut os, STORE, &encode_key(&stale), &[0]).unwrap();
+        }
+        let dns = udp((US, 4000), (FAR, 53));
+        assert!(pass(&mut f, &mut book, &mut os, Direction::Out, &dns, 1));
+        assert_eq!(book.sweeps, 1);
+        assert_eq!(book.failures, 0);
+        assert_eq!(kept(&mut os).len(), 1);
+    }
+
     /// A flow that finished is kept as finished: a restarted filter
     /// forgets it as soon as the first would have, and a full table of
     /// them gives way to new connections.

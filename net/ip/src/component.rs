@@ -168,7 +168,9 @@ impl axolotl_monitor::query::HasCounters for IpPd {
             bad: s.malformed
                 + s.refused
                 + self.links.from_nic.bad_descriptors()
-                + self.links.down.bad_descriptors(),
+                + self.links.down.bad_descriptors()
+                + self.links.to_nic.bad_returns()
+                + self.links.up.bad_returns(),
             buffers_out: self.links.to_nic.unreturned() + self.links.up.unreturned(),
             ..Default::default()
         }

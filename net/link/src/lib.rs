@@ -83,7 +83,15 @@ pub struct Sender {
     buffers: usize,
     /// Bit set: buffer is out (on the active ring or held by the receiver).
     out: [u64; MAX_BUFFERS / 64],
+    /// Where on the active ring each buffer that is out was put: a return
+    /// must name that place (the receiver's `position` when it read it),
+    /// and one the receiver has reached.
+    sent_at: [u32; MAX_BUFFERS],
     bad_returns: u64,
+    /// Something went wrong that may have left a buffer marked out on
+    /// neither ring (a bad return, a ring that had to be caught up): count
+    /// again from the rings before refusing a send for want of buffers.
+    suspect: bool,
     /// Packets queued since the last `must_notify`.
     queued: bool,
 }
@@ -137,7 +145,9 @@ impl Sender {
             buf_size,
             buffers,
             out: [0; MAX_BUFFERS / 64],
+            sent_at: [0; MAX_BUFFERS],
             bad_returns: 0,
+            suspect: false,
             queued: false,
         };
         s.adopt_in_flight();
@@ -147,21 +157,30 @@ impl Sender {
     /// Takes as out what an earlier life of this sender left in flight:
     /// the buffers on the active ring, and those on the free ring not yet
     /// reclaimed (which the reclaim that follows frees again).
+    ///
+    /// The same count serves a running sender that may have lost track
+    /// (see `suspect`): every buffer that is out is on one ring or the
+    /// other (the receiver gives a buffer back before it consumes its
+    /// descriptor), so what is on neither is free.
     fn adopt_in_flight(&mut self) {
         let mut held = [0u64; MAX_BUFFERS / 64];
         let (buf_size, buffers) = (self.buf_size, self.buffers);
-        let mut mark = |d: Desc| {
+        let sent_at = &mut self.sent_at;
+        let mut mark = |d: Desc, at: u32| {
             if let Some(i) = buffer_index(d, buf_size, buffers) {
                 held[i / 64] |= 1 << (i % 64);
+                sent_at[i] = at;
             }
         };
-        let _ = self.active.in_flight(&mut mark);
+        let _ = self.active.in_flight(|at, d| mark(d, at));
+        // Given back, not yet reclaimed: the return says where it was.
         let mut i = 0;
         while let Ok(Some(d)) = self.free.peek(i) {
-            mark(d);
+            mark(d, d.meta);
             i += 1;
         }
         self.out = held;
+        self.suspect = false;
         let _ = self.reclaim();
     }
 
@@ -177,16 +196,53 @@ impl Sender {
         }
     }
 
-    /// Takes back the buffers the receiver returned.
+    /// Takes back the buffers the receiver returned. A return counts only
+    /// if it names a buffer that is out, the place on the active ring that
+    /// buffer was put at, and a place the receiver has reached: random
+    /// returns (from a receiver writing garbage) cannot free a buffer whose
+    /// packet is still to be read.
     pub fn reclaim(&mut self) -> Result<(), PeerMisbehavior> {
-        while let Some(d) = self.free.dequeue()? {
-            let ok = buffer_index(d, self.buf_size, self.buffers).filter(|&i| self.is_out(i));
+        let misbehavior = self.active.misbehavior_count();
+        let mut next = self.free.dequeue();
+        loop {
+            let d = match next {
+                Ok(Some(d)) => d,
+                Ok(None) => break,
+                Err(e) => {
+                    self.suspect = true;
+                    return Err(e);
+                }
+            };
+            let ok = buffer_index(d, self.buf_size, self.buffers)
+                .filter(|&i| self.is_out(i))
+                .filter(|&i| self.sent_at[i] == d.meta)
+                .filter(|_| self.reached(d.meta));
             match ok {
                 Some(i) => self.set_out(i, false),
-                None => self.bad_returns += 1,
+                None => {
+                    self.bad_returns += 1;
+                    self.suspect = true;
+                }
             }
+            next = self.free.dequeue();
+        }
+        if self.active.misbehavior_count() != misbehavior {
+            self.suspect = true;
         }
         Ok(())
+    }
+
+    /// Whether the receiver has reached place `at` of the active ring. It
+    /// gives a buffer back before it moves its head past the buffer's
+    /// place, so for a return already taken off the free ring a head read
+    /// now is at that place at least (read only when the last one seen is
+    /// not: a head read per return would cost a shared cache line each).
+    fn reached(&mut self, at: u32) -> bool {
+        let past = |head: u32| head.wrapping_sub(at) <= i32::MAX as u32;
+        past(self.active.consumed()) || {
+            let _ = self.active.refresh();
+            past(self.active.consumed())
+        }
     }
 
     /// Buffers given back wrongly so far.
@@ -194,8 +250,10 @@ impl Sender {
         self.bad_returns
     }
 
-    /// Buffers out with the receiver, after taking back what it returned:
-    /// zero on a link with no traffic, unless buffers leaked.
+    /// Buffers out with the receiver, after taking back what it returned
+    /// (and counting again from the rings if something went wrong since
+    /// the last count): zero on a link with no traffic, unless buffers
+    /// leaked.
     pub fn unreturned(&mut self) -> usize {
         let _ = self.reclaim();
         (0..self.buffers).filter(|&i| self.is_out(i)).count()
@@ -205,7 +263,12 @@ impl Sender {
     /// ring has room for them. (A buffer given back may be free before its
     /// descriptor leaves the active ring: the receiver gives back first.)
     pub fn free_buffers(&mut self) -> usize {
-        let free = (0..self.buffers).filter(|&i| !self.is_out(i)).count();
+        let _ = self.reclaim();
+        let mut free = (0..self.buffers).filter(|&i| !self.is_out(i)).count();
+        if free == 0 && self.suspect {
+            self.adopt_in_flight();
+            free = (0..self.buffers).filter(|&i| !self.is_out(i)).count();
+        }
         free.min(self.active.room() as usize)
     }
 
@@ -216,7 +279,12 @@ impl Sender {
             return Err(SendError::TooLong);
         }
         self.reclaim().map_err(|_| SendError::Peer)?;
-        let Some(i) = (0..self.buffers).find(|&i| !self.is_out(i)) else {
+        let mut free = (0..self.buffers).find(|&i| !self.is_out(i));
+        if free.is_none() && self.suspect {
+            self.adopt_in_flight();
+            free = (0..self.buffers).find(|&i| !self.is_out(i));
+        }
+        let Some(i) = free else {
             return Err(SendError::Full);
         };
         let start = i * self.buf_size;
@@ -232,6 +300,7 @@ impl Sender {
         match self.active.enqueue(desc) {
             Ok(()) => {
                 self.set_out(i, true);
+                self.sent_at[i] = self.active.position().wrapping_sub(1);
                 self.queued = true;
                 Ok(())
             }

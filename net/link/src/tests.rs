@@ -348,3 +348,64 @@ fn a_free_buffer_without_a_free_slot_is_no_room() {
     assert_eq!(tx.free_buffers(), 1);
     tx.send(&mut pool, b"x", 9).unwrap();
 }
+
+#[test]
+fn a_return_must_name_where_its_buffer_was_sent_and_be_reached() {
+    let mut p = pair();
+    for pkt in [b"zero", b"one!", b"two!"] {
+        p.tx.send(&mut p.pool, pkt, 0).unwrap();
+    }
+    let mut evil = p.free.producer();
+    // Buffer 1 went out at place 1, buffer 2 at place 2; the receiver has
+    // read none of them (its head is 0).
+    for (offset, meta) in [(BUF, 0), (BUF, 7), (2 * BUF, 2), (BUF, 1)] {
+        let d = Desc {
+            offset: offset as u64,
+            len: 0,
+            meta,
+        };
+        evil.enqueue(d).unwrap();
+    }
+    p.tx.reclaim().unwrap();
+    assert_eq!(p.tx.bad_returns(), 4);
+    assert_eq!(p.tx.free_buffers(), N - 3);
+    // The honest receiver reads all three, whole, and gives each back.
+    let mut out = [0u8; BUF];
+    let mut rx = Receiver::new(p.active.consumer(), p.free.producer(), BUF * N, BUF).unwrap();
+    for want in [&b"zero"[..], b"one!", b"two!"] {
+        let (len, _) = rx.recv(&p.pool[..], &mut out).unwrap().unwrap();
+        assert_eq!(&out[..len], want);
+    }
+    p.tx.reclaim().unwrap();
+    assert_eq!(p.tx.free_buffers(), N);
+}
+
+#[test]
+fn buffers_whose_returns_were_garbled_are_counted_free_again() {
+    let mut p = pair();
+    let mut out = [0u8; BUF];
+    for round in 0..3u64 {
+        for _ in 0..N {
+            p.tx.send(&mut p.pool, b"packet", 0).unwrap();
+        }
+        for _ in 0..N {
+            assert!(p.rx.recv(&p.pool[..], &mut out).unwrap().is_some());
+        }
+        // Garbage over every return before the sender looks at them.
+        for slot in 0..16 {
+            let d = Desc {
+                offset: 17 + round + slot as u64,
+                len: 0,
+                meta: 0xdead,
+            };
+            p.free.poke_slot(slot, d);
+        }
+        p.tx.reclaim().unwrap();
+        assert!(p.tx.bad_returns() >= N as u64);
+        // Each buffer is on neither ring: the sender counts again rather
+        // than stay full for ever.
+        p.tx.send(&mut p.pool, b"again", 0).unwrap();
+        assert_eq!(p.rx.recv(&p.pool[..], &mut out).unwrap(), Some((5, 0)));
+        assert_eq!(p.tx.unreturned(), 0);
+    }
+}

@@ -118,11 +118,22 @@ impl UdpWithApps {
                     }
                     Ok(other) => {
                         app.bad += 1;
-                        log::warn!("app {k} sent {}, which UDP does not take", other.op_name());
+                        if app.bad.is_power_of_two() {
+                            log::warn!(
+                                "app {k} sent {}, which UDP does not take ({} bad so far)",
+                                other.op_name(),
+                                app.bad
+                            );
+                        }
                     }
                     Err(e) => {
                         app.bad += 1;
-                        log::warn!("app {k} sent a malformed message: {e:?}");
+                        if app.bad.is_power_of_two() {
+                            log::warn!(
+                                "app {k} sent a malformed message: {e:?} ({} bad so far)",
+                                app.bad
+                            );
+                        }
                     }
                 }
             }

@@ -10,9 +10,18 @@
 //! - *noticed*: the same, but a client saw a refused or broken connection,
 //!   or a status page that did not answer (a TCP or app restart resets its
 //!   connections, by design);
+//! - *fail-silent*: after a `corrupt` fault, a wrong byte or datagram came
+//!   back. A PD whose own memory is corrupted may send wrong data on with
+//!   valid checksums (a flipped bit in TCP's send buffer is checksummed
+//!   afresh when the segment is sent); no isolation between PDs can catch
+//!   that, as no kernel can catch a flipped bit in its own socket buffers.
+//!   SWIFI studies call it a fail-silence violation of the faulted
+//!   component. It is counted and listed on its own, and is not a system
+//!   failure; the same wrong byte after any other kind of fault is;
 //! - *system failure*: a wrong byte or datagram, a PD not serving again
-//!   within `--bound`, or no echo coming back whole for longer than
-//!   `--bound` (the system not serving).
+//!   within `--bound`, no echo coming back whole for longer than `--bound`
+//!   (the system not serving), or, after `garbage`, any PD restarted (its
+//!   neighbours must count, drop and carry on).
 //!
 //! An error a client saw is laid at the door of the latest fault before
 //! it (a connection that stalls is only declared broken after 20 s, so it
@@ -60,6 +69,9 @@ pub struct CampaignArgs {
     /// Drive no traffic: only the PDs' recovery is judged.
     #[arg(long)]
     pub no_traffic: bool,
+    /// Bits a `corrupt` fault flips (1 to 4096).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub bits: u32,
     /// Print the faults the campaign would inject, and inject none.
     #[arg(long)]
     pub dry_run: bool,
@@ -76,6 +88,8 @@ pub struct CampaignArgs {
 enum Verdict {
     Unnoticed,
     Noticed,
+    /// A corrupted PD sent wrong data on (see the module's docs).
+    FailSilent,
     Failure,
 }
 
@@ -85,6 +99,7 @@ struct Tally {
     injected: u64,
     unnoticed: u64,
     noticed: u64,
+    fail_silent: u64,
     failures: u64,
 }
 
@@ -98,8 +113,9 @@ fn row<'a>(rows: &'a [PdStatus], pd: &str) -> Option<&'a PdStatus> {
 }
 
 /// The faults of a campaign: (PD, kind), in order. PDs in `no_hang` are
-/// never given a hang or a stall: nothing watches them for one (the
-/// monitor: its parent, the warden, has no clock to notice a hang with).
+/// never given a hang, a stall or a corrupt (which may hang): nothing
+/// watches them for one (the monitor: its parent, the warden, has no clock
+/// to notice a hang with).
 pub fn plan(
     seed: u64,
     n: u64,
@@ -111,7 +127,7 @@ pub fn plan(
     // Nor a stall: on seL4 the monitor cannot stop itself for a while.
     let others: Vec<String> = kinds
         .iter()
-        .filter(|k| *k != "hang" && *k != "stall")
+        .filter(|k| !["hang", "stall", "corrupt"].contains(&k.as_str()))
         .cloned()
         .collect();
     (0..n)
@@ -153,6 +169,14 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
     // On seL4 there are no processes: no pids, and no abort.
     let on_host = first.iter().any(|p| p.pid.is_some());
     let kinds = args.shared.kinds(on_host);
+    if let Some(k) = kinds
+        .iter()
+        .find(|k| !on_host && ["abort", "garbage", "corrupt"].contains(&k.as_str()))
+    {
+        return Err(format!(
+            "--kinds {k}: not on seL4 yet (the host only); give segv, panic, hang or stall"
+        ));
+    }
     let seed = args.shared.seed;
     // The root's children (the monitor) have no hang detection.
     let roots: Vec<&str> = first
@@ -168,7 +192,7 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
     let faults = plan(seed, args.faults, &targets, &kinds, &no_hang);
     if (faults.len() as u64) < args.faults {
         return Err(format!(
-            "--kinds: {} cannot be hung or stalled (nothing watches it for hangs); give it another kind or leave it out of --pds",
+            "--kinds: {} cannot be hung, stalled or corrupted (nothing watches it for hangs); give it another kind or leave it out of --pds",
             no_hang.join(", ")
         ));
     }
@@ -207,6 +231,7 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
 
     let mut tally: BTreeMap<String, Tally> = BTreeMap::new();
     let mut failures: Vec<String> = Vec::new();
+    let mut fail_silent: Vec<String> = Vec::new();
     let mut seen_errors = 0usize;
     let mut next_progress = Instant::now() + Duration::from_secs(30);
     let fail = |failures: &mut Vec<String>, what: String| {
@@ -215,17 +240,16 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
     };
     for (i, (pd, kind)) in faults.iter().enumerate() {
         let started = Instant::now();
-        let before = query(control)
-            .ok()
-            .and_then(|rows| row(&rows, pd).map(|r| r.restarts))
-            .unwrap_or(0);
+        let rows_before = query(control).unwrap_or_default();
+        let before = row(&rows_before, pd).map_or(0, |r| r.restarts);
+        let all_before: u64 = rows_before.iter().map(|r| u64::from(r.restarts)).sum();
         let t = tally.entry(pd.clone()).or_default();
         t.injected += 1;
         let mut verdict = Verdict::Unnoticed;
-        let request = if kind == "stall" {
-            format!("inject {pd} stall {STALL_MS}")
-        } else {
-            format!("inject {pd} {kind}")
+        let request = match kind.as_str() {
+            "stall" => format!("inject {pd} stall {STALL_MS}"),
+            "corrupt" => format!("inject {pd} corrupt {}", args.bits),
+            _ => format!("inject {pd} {kind}"),
         };
         if let Err(e) = axolotl_host::status::request(control, &request) {
             fail(
@@ -234,9 +258,10 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
             );
             verdict = Verdict::Failure;
         } else {
-            // Serving again: restarted and running; after a stall, running
-            // once the stall is over (restarted or not).
-            let stall = kind == "stall";
+            // Serving again: restarted and running; after a stall, a
+            // garbage or a corrupt, which a PD may run on after, running
+            // once a stall would be over (restarted or not).
+            let stall = ["stall", "garbage", "corrupt"].contains(&kind.as_str());
             let back = loop {
                 if let Ok(rows) = query(control) {
                     let r = row(&rows, pd);
@@ -268,13 +293,44 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
         while started.elapsed() < interval {
             std::thread::sleep(Duration::from_millis(10));
         }
+        // Garbage from a PD restarts nothing: its neighbours count, drop
+        // and carry on, and so does the PD itself.
+        if kind == "garbage" && verdict != Verdict::Failure {
+            if let Ok(rows) = query(control) {
+                let restarted: Vec<String> = rows
+                    .iter()
+                    .filter(|r| r.restarts > row(&rows_before, &r.name).map_or(0, |b| b.restarts))
+                    .map(|r| r.name.clone())
+                    .collect();
+                let all_after: u64 = rows.iter().map(|r| u64::from(r.restarts)).sum();
+                if all_after != all_before {
+                    fail(
+                        &mut failures,
+                        format!(
+                            "fault {} (garbage from {pd}): {} restarted",
+                            i + 1,
+                            restarted.join(", ")
+                        ),
+                    );
+                    verdict = Verdict::Failure;
+                }
+            }
+        }
         let errors: Vec<ClientError> = {
             let all = ctx.errors.lock().unwrap_or_else(|p| p.into_inner());
             let new = all[seen_errors..].iter().map(|e| e.1).collect();
             seen_errors = all.len();
             new
         };
-        if errors.contains(&ClientError::Wrong) {
+        if errors.contains(&ClientError::Wrong) && kind == "corrupt" && verdict != Verdict::Failure
+        {
+            eprintln!(
+                "campaign: fault {} (corrupt into {pd}): a wrong byte came back (fail-silence violation)",
+                i + 1
+            );
+            fail_silent.push(format!("fault {} (corrupt into {pd})", i + 1));
+            verdict = Verdict::FailSilent;
+        } else if errors.contains(&ClientError::Wrong) {
             fail(
                 &mut failures,
                 format!("fault {} ({kind} into {pd}): a wrong byte came back", i + 1),
@@ -300,6 +356,7 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
         match verdict {
             Verdict::Unnoticed => t.unnoticed += 1,
             Verdict::Noticed => t.noticed += 1,
+            Verdict::FailSilent => t.fail_silent += 1,
             Verdict::Failure => t.failures += 1,
         }
         if Instant::now() >= next_progress {
@@ -316,7 +373,7 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
     for t in threads {
         let _ = t.join();
     }
-    let report = report(args, &ctx, &tally, &failures);
+    let report = report(args, &ctx, &tally, &failures, &fail_silent);
     soak::print_report(&report, args.json, text);
     if failures.is_empty() {
         Ok(())
@@ -333,6 +390,7 @@ fn report(
     ctx: &Ctx,
     tally: &BTreeMap<String, Tally>,
     failures: &[String],
+    fail_silent: &[String],
 ) -> Value {
     let c = &ctx.counts;
     let pds: serde_json::Map<String, Value> = tally
@@ -344,6 +402,7 @@ fn report(
                     "injected": t.injected,
                     "unnoticed": t.unnoticed,
                     "noticed": t.noticed,
+                    "fail_silent": t.fail_silent,
                     "system_failures": t.failures,
                 }),
             )
@@ -354,6 +413,8 @@ fn report(
         "injected": tally.values().map(|t| t.injected).sum::<u64>(),
         "unnoticed": tally.values().map(|t| t.unnoticed).sum::<u64>(),
         "noticed": tally.values().map(|t| t.noticed).sum::<u64>(),
+        "fail_silent": fail_silent.len(),
+        "fail_silent_faults": fail_silent.iter().take(100).collect::<Vec<_>>(),
         "system_failures": failures.len(),
         "bound_ms": args.bound,
         "interval_ms": args.interval,
@@ -381,27 +442,29 @@ fn text(r: &Value) -> String {
         n(&r["interval_ms"])
     );
     out += &format!(
-        "  {:<10} {:>9} {:>10} {:>15} {:>16}\n",
-        "PD", "injected", "unnoticed", "client saw one", "system failures"
+        "  {:<10} {:>9} {:>10} {:>15} {:>12} {:>16}\n",
+        "PD", "injected", "unnoticed", "client saw one", "fail-silent", "system failures"
     );
     if let Some(pds) = r["pds"].as_object() {
         for (pd, t) in pds {
             out += &format!(
-                "  {:<10} {:>9} {:>10} {:>15} {:>16}\n",
+                "  {:<10} {:>9} {:>10} {:>15} {:>12} {:>16}\n",
                 pd,
                 n(&t["injected"]),
                 n(&t["unnoticed"]),
                 n(&t["noticed"]),
+                n(&t["fail_silent"]),
                 n(&t["system_failures"])
             );
         }
     }
     out += &format!(
-        "  {:<10} {:>9} {:>10} {:>15} {:>16}\n",
+        "  {:<10} {:>9} {:>10} {:>15} {:>12} {:>16}\n",
         "all",
         n(&r["injected"]),
         n(&r["unnoticed"]),
         n(&r["noticed"]),
+        n(&r["fail_silent"]),
         n(&r["system_failures"])
     );
     let t = &r["traffic"];
@@ -416,6 +479,14 @@ fn text(r: &Value) -> String {
         n(&t["pages"]),
         n(&t["wrong"]),
     );
+    if let Some(f) = r["fail_silent_faults"].as_array() {
+        for line in f {
+            out += &format!(
+                "  fail-silent: {}: wrong data from the corrupted PD\n",
+                line.as_str().unwrap_or("")
+            );
+        }
+    }
     if let Some(f) = r["failures"].as_array() {
         for line in f {
             out += &format!("  failure: {}\n", line.as_str().unwrap_or(""));

@@ -162,16 +162,24 @@ enum Command {
     /// answering; the monitor's heartbeat catches it), stall (the PD stops
     /// for --ms milliseconds and then runs on: a slow PD, not a dead one; a
     /// stall longer than its heartbeat limit is a hang, and it is
-    /// restarted). On seL4 there is no abort.
+    /// restarted), garbage (the PD writes random descriptors and random
+    /// bytes into every ring and link it produces, then carries on: its
+    /// neighbours must count, drop and carry on), corrupt (flips --bits
+    /// random bits of the PD's own writable memory: data, bss, heap,
+    /// stacks; it may crash, hang, misbehave or carry on). On seL4 there is
+    /// no abort, garbage or corrupt yet.
     Inject {
         /// The PD's name in system.xml.
         pd: String,
-        /// panic, segv, abort, hang or stall.
-        #[arg(value_parser = ["panic", "segv", "abort", "hang", "stall"])]
+        /// panic, segv, abort, hang, stall, garbage or corrupt.
+        #[arg(value_parser = ["panic", "segv", "abort", "hang", "stall", "garbage", "corrupt"])]
         kind: String,
         /// How long a stall lasts, in milliseconds (1 to 60000).
         #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=60_000))]
         ms: u64,
+        /// How many bits a corrupt fault flips (1 to 4096).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
+        bits: u32,
         /// Control socket of the running system.
         #[arg(long, env = "AXOLOTL_CONTROL")]
         control: Option<PathBuf>,
@@ -226,12 +234,13 @@ fn main() -> ExitCode {
             pd,
             kind,
             ms,
+            bits,
             control,
         } => {
-            let line = if kind == "stall" {
-                format!("inject {pd} stall {ms}")
-            } else {
-                format!("inject {pd} {kind}")
+            let line = match kind.as_str() {
+                "stall" => format!("inject {pd} stall {ms}"),
+                "corrupt" => format!("inject {pd} corrupt {bits}"),
+                _ => format!("inject {pd} {kind}"),
             };
             status::request(&control_path(control), &line).map(|answer| print!("{answer}"))
         }

@@ -62,9 +62,11 @@ pub struct SoakArgs {
 #[derive(clap::Args, Clone, Debug)]
 pub struct FaultsAndTraffic {
     /// Fault kinds, comma-separated (default: segv, panic, hang, and abort
-    /// on the host). `stall` (a 100 ms stop: the PD runs on, no restart)
-    /// only in campaigns.
-    #[arg(long, value_delimiter = ',', value_parser = ["segv", "panic", "abort", "hang", "stall"])]
+    /// on the host). Only in campaigns, and only on the host for the last
+    /// two: `stall` (a 100 ms stop: the PD runs on, no restart), `garbage`
+    /// (random descriptors and bytes into the PD's rings and links; no PD
+    /// may restart) and `corrupt` (--bits random bits of its memory flipped).
+    #[arg(long, value_delimiter = ',', value_parser = ["segv", "panic", "abort", "hang", "stall", "garbage", "corrupt"])]
     pub kinds: Vec<String>,
     /// TCP echo connections open at once.
     #[arg(long, default_value_t = 2)]
@@ -840,12 +842,14 @@ pub fn run(args: &SoakArgs) -> Result<(), String> {
         .collect();
     let targets = choose_pds(&args.pds, &names, default)?;
     let kinds = args.shared.kinds(!qemu);
-    if kinds.iter().any(|k| k == "stall") {
-        return Err(
-            "--kinds stall: a soak expects a restart per fault, and a stall is waited out; \
-             use `axolotl campaign` for stalls"
-                .into(),
-        );
+    if let Some(k) = kinds
+        .iter()
+        .find(|k| ["stall", "garbage", "corrupt"].contains(&k.as_str()))
+    {
+        return Err(format!(
+            "--kinds {k}: a soak expects a restart per fault, and a PD may run on after a {k}; \
+             use `axolotl campaign` for it"
+        ));
     }
     wait_serving(ports, Duration::from_secs(60))?;
 

@@ -9,11 +9,9 @@
 
 mod common;
 
-use common::net::{assert_echoed, echo, http_get, status_json, Ports};
-use common::{pattern, root, Running};
-use std::net::UdpSocket;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use common::net::{assert_echoed, http_get, status_json, Ports, Traffic};
+use common::{root, Running};
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 const PDS: [&str; 7] = ["nic", "ip", "filter", "udp", "tcp", "http", "echo"];
@@ -33,56 +31,8 @@ fn network_pds_restarted_again_and_again_under_traffic_lose_no_buffer_and_no_byt
 
     // Traffic all along: TCP echo of random sizes, UDP echo, status pages.
     // Connections a restart resets are allowed; a wrong byte is not.
-    let stop = Arc::new(AtomicBool::new(false));
-    let wrong = Arc::new(AtomicU64::new(0));
-    let exact = Arc::new(AtomicU64::new(0));
-    let mut threads = Vec::new();
-    for w in 0..2u64 {
-        let (stop, wrong, exact, port) = (stop.clone(), wrong.clone(), exact.clone(), p.echo);
-        threads.push(std::thread::spawn(move || {
-            let mut k = 0u64;
-            while !stop.load(Relaxed) {
-                k += 1;
-                let size = 1 + ((k * 7919 + w * 104_729) % 200_000) as usize;
-                let seed = (w << 32) | k;
-                if let Ok(got) = echo(port, size, seed) {
-                    let want = pattern(seed, size);
-                    if got.len() == size && got == want {
-                        exact.fetch_add(1, Relaxed);
-                    } else if got.iter().zip(&want).any(|(a, b)| a != b) {
-                        // Short is a reset; different is a wrong byte.
-                        wrong.fetch_add(1, Relaxed);
-                    }
-                }
-            }
-        }));
-    }
-    {
-        let (stop, wrong, port) = (stop.clone(), wrong.clone(), p.udp);
-        threads.push(std::thread::spawn(move || {
-            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-            s.set_read_timeout(Some(Duration::from_millis(200)))
-                .unwrap();
-            let mut k = 0u64;
-            let mut buf = [0u8; 2048];
-            while !stop.load(Relaxed) {
-                k += 1;
-                let msg = pattern(k, 1 + (k % 1000) as usize);
-                let _ = s.send_to(&msg, ("127.0.0.1", port));
-                if let Ok(n) = s.recv(&mut buf) {
-                    // Late answers to earlier datagrams are fine; any
-                    // datagram must be one that was sent.
-                    let seed_ok = (1..=k).rev().take(200).any(|j| {
-                        let m = pattern(j, 1 + (j % 1000) as usize);
-                        m.len() == n && m[..] == buf[..n]
-                    });
-                    if !seed_ok {
-                        wrong.fetch_add(1, Relaxed);
-                    }
-                }
-            }
-        }));
-    }
+    let traffic = Traffic::start(&p);
+    let exact = traffic.exact.clone();
 
     // The faults: round after round, a null-pointer write into each
     // network PD, each waited for until it is back. A PD is faulted at
@@ -106,15 +56,9 @@ fn network_pds_restarted_again_and_again_under_traffic_lose_no_buffer_and_no_byt
             std::thread::sleep(rest);
         }
     }
-    stop.store(true, Relaxed);
-    for t in threads {
-        t.join().unwrap();
-    }
-    assert_eq!(wrong.load(Relaxed), 0, "wrong bytes or datagrams came back");
-    assert!(
-        exact.load(Relaxed) > 0,
-        "no echo came back whole during the faults"
-    );
+    let (wrong, exact) = traffic.finish();
+    assert_eq!(wrong, 0, "wrong bytes or datagrams came back");
+    assert!(exact > 0, "no echo came back whole during the faults");
 
     // Quiet now: a few small exchanges through every PD, far enough apart
     // for each to report its counters, then every sender must have its

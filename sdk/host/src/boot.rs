@@ -43,6 +43,25 @@ pub struct ChanSpec {
     pub parent: bool,
 }
 
+/// A ring this PD produces (a plain ring, a link's active ring as its
+/// sender, or a link's free ring as its receiver), so that an injected
+/// `garbage` fault knows where to write. Addresses are where the PD maps
+/// them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Produced {
+    /// The ring's header.
+    pub ring: usize,
+    /// Its descriptor slots.
+    pub slots: u32,
+    /// For a link: bytes per buffer of its pool (0 for a plain ring).
+    pub buf_size: u32,
+    /// For a link: the pool this PD fills (0: it only gives buffers back,
+    /// or a plain ring).
+    pub pool: usize,
+    /// This PD's id of the channel that carries the ring's notifications.
+    pub channel: u8,
+}
+
 /// Everything a PD process needs to start.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Boot {
@@ -60,6 +79,8 @@ pub struct Boot {
     pub maps: Vec<MapSpec>,
     /// Channels.
     pub chans: Vec<ChanSpec>,
+    /// The rings it produces.
+    pub produces: Vec<Produced>,
 }
 
 impl Boot {
@@ -86,6 +107,13 @@ impl Boot {
                 s,
                 ";chan={},{},{},{},{},{}",
                 c.id, c.fd, c.pp as u8, c.notify as u8, c.callee as u8, c.parent as u8
+            );
+        }
+        for p in &self.produces {
+            let _ = write!(
+                s,
+                ";produce={:#x},{},{},{:#x},{}",
+                p.ring, p.slots, p.buf_size, p.pool, p.channel
             );
         }
         s
@@ -140,6 +168,28 @@ impl Boot {
                         parent: parent == "1",
                     });
                 }
+                "produce" => {
+                    let f: Vec<&str> = value.split(',').collect();
+                    let [ring, slots, buf_size, pool, channel] = f[..] else {
+                        return Err(format!("produce '{value}' needs 5 fields"));
+                    };
+                    let channel = num(channel)?;
+                    if channel >= u64::from(axolotl_sdk::MAX_CHANNELS) {
+                        return Err(format!("produce '{value}': channel id out of range"));
+                    }
+                    let slots = num(slots)?;
+                    if !slots.is_power_of_two() || slots > u64::from(axolotl_ring::MAX_SLOTS) {
+                        return Err(format!("produce '{value}': bad slot count"));
+                    }
+                    boot.produces.push(Produced {
+                        ring: num(ring)? as usize,
+                        slots: slots as u32,
+                        buf_size: u32::try_from(num(buf_size)?)
+                            .map_err(|_| format!("produce '{value}': buffer too large"))?,
+                        pool: num(pool)? as usize,
+                        channel: channel as u8,
+                    });
+                }
                 other => return Err(format!("unknown item '{other}'")),
             }
         }
@@ -186,11 +236,30 @@ mod tests {
             }],
             t0: 77,
             system: 0xfeed,
+            produces: vec![
+                Produced {
+                    ring: 0x200_0000,
+                    slots: 64,
+                    buf_size: 2048,
+                    pool: 0x200_1000,
+                    channel: 3,
+                },
+                Produced {
+                    ring: 0x300_0000,
+                    slots: 8,
+                    buf_size: 0,
+                    pool: 0,
+                    channel: 0,
+                },
+            ],
         };
         assert_eq!(Boot::decode(&boot.encode()), Ok(boot));
         assert!(Boot::decode("name=x;ctrl=1").is_err());
         assert!(Boot::decode("name=x;ctrl=1;page=2;chan=63,1,0,0,0,0").is_err());
         assert!(Boot::decode("name=x;ctrl=z;page=2").is_err());
         assert!(Boot::decode("name=x;ctrl=1;page=2;map=a,1").is_err());
+        assert!(Boot::decode("name=x;ctrl=1;page=2;produce=0x1000,3,0,0,1").is_err());
+        assert!(Boot::decode("name=x;ctrl=1;page=2;produce=0x1000,4,0,0").is_err());
+        assert!(Boot::decode("name=x;ctrl=1;page=2;produce=0x1000,4,0,0,63").is_err());
     }
 }

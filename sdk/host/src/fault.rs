@@ -146,11 +146,23 @@ fn format_fault(buf: &mut [u8; 64], code: u64, addr: u64, pc: u64) -> usize {
     n
 }
 
-/// Performs an injected fault of `kind` (`panic`, `segv`, `abort`, `hang`).
+/// Performs an injected fault of `kind`: `panic`, `segv`, `abort`, `hang`,
+/// `garbage` (random descriptors and bytes into every ring and pool this PD
+/// produces, then carry on) or `corrupt [BITS]` (flip that many random bits
+/// of the PD's own writable memory, then carry on, if it can).
+///
+/// Returns the channels to notify afterwards (after `garbage`, those of
+/// the rings it wrote).
 #[cfg(feature = "inject")]
-pub fn inject(kind: &str) {
+pub fn inject(kind: &str) -> Vec<u8> {
     log::warn!("injected fault: {kind}");
-    match kind {
+    let mut words = kind.split_whitespace();
+    match words.next().unwrap_or("") {
+        "garbage" => return crate::swifi::garbage(),
+        "corrupt" => {
+            let bits = words.next().and_then(|b| b.parse().ok()).unwrap_or(1);
+            crate::swifi::corrupt(bits);
+        }
         "panic" => panic!("injected panic"),
         "segv" => {
             // SAFETY: deliberately not sound: this write to an address that is
@@ -165,12 +177,14 @@ pub fn inject(kind: &str) {
         },
         other => log::error!("unknown fault kind to inject: {other}"),
     }
+    Vec::new()
 }
 
 /// Fault injection is compiled out of this build.
 #[cfg(not(feature = "inject"))]
-pub fn inject(kind: &str) {
+pub fn inject(kind: &str) -> Vec<u8> {
     log::warn!("fault injection ({kind}) is not in this build");
+    Vec::new()
 }
 
 /// The fault a process's wait status shows, when it did not report one.

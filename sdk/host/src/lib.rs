@@ -26,6 +26,8 @@ pub mod sandbox;
 pub mod service;
 pub mod status;
 pub mod supervisor;
+#[cfg(feature = "inject")]
+mod swifi;
 pub mod sys;
 pub mod wire;
 

@@ -304,6 +304,8 @@ fn start(boot: &Boot) -> Result<HostOs, String> {
     // SAFETY: the supervisor passed these descriptor numbers for us to own.
     let ctrl = unsafe { OwnedFd::from_raw_fd(boot.ctrl) };
     crate::fault::install(boot.ctrl);
+    #[cfg(feature = "inject")]
+    crate::swifi::prepare(&boot.produces);
 
     let page_ptr = sys::map_shared(boot.page, 0, PAGE_BYTES, libc::PROT_READ | libc::PROT_WRITE)
         .map_err(|e| format!("status page: {e}"))?;
@@ -489,7 +491,11 @@ fn drain_control<H: Handler>(os: &mut HostOs, handler: &mut H) {
         let text = String::from_utf8_lossy(&buf[..n]);
         match CtrlToPd::decode(&text) {
             Some(CtrlToPd::ChildFault(child, info)) => deliver_fault(os, handler, child, info),
-            Some(CtrlToPd::Inject(kind)) => crate::fault::inject(&kind),
+            Some(CtrlToPd::Inject(kind)) => {
+                for ch in crate::fault::inject(&kind) {
+                    os.notify(Channel::new(ch));
+                }
+            }
             None => log::warn!("unknown control message '{text}'"),
         }
     }

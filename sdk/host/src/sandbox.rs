@@ -31,6 +31,8 @@ pub const DISABLE_ENV: &str = "AXOLOTL_NO_SECCOMP";
 fn allowed() -> Vec<libc::c_long> {
     let mut v = vec![
         libc::SYS_read,
+        // An injected `corrupt` fault reads /proc/self/maps, opened at start.
+        libc::SYS_pread64,
         libc::SYS_write,
         libc::SYS_readv,
         libc::SYS_writev,
@@ -210,6 +212,7 @@ mod tests {
             let v = |nr, arg0| verdict(&p, ARCH, nr, arg0);
             for nr in [
                 libc::SYS_read,
+                libc::SYS_pread64,
                 libc::SYS_sendto,
                 libc::SYS_mmap,
                 libc::SYS_restart_syscall,

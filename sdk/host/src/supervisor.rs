@@ -3,7 +3,7 @@
 //! reaps faulted ones, hands their faults to the parent PD, and obeys the
 //! parent's restart and stop requests. It never runs PD logic itself.
 
-use crate::boot::{Boot, ChanSpec, MapSpec};
+use crate::boot::{Boot, ChanSpec, MapSpec, Produced};
 use crate::control::{CtrlToPd, PdToCtrl};
 use crate::page::{StatusPage, PAGE_BYTES};
 use crate::service::Service;
@@ -83,6 +83,7 @@ struct Proc {
     page: &'static StatusPage,
     maps: Vec<MapSpec>,
     ends: Vec<End>,
+    produces: Vec<Produced>,
     pid: Option<i32>,
     state: State,
     restarts: u32,
@@ -205,6 +206,62 @@ fn bind_control(path: &Path) -> Result<UnixListener, String> {
     Ok(l)
 }
 
+/// The rings PD `i` produces, at the addresses it maps them: where an
+/// injected `garbage` fault writes.
+fn produced_rings(system: &System, i: usize) -> Vec<Produced> {
+    let vaddr = |region: &str| {
+        system.pds[i]
+            .maps
+            .iter()
+            .find(|m| m.region == region && m.perms.write)
+            .map(|m| m.vaddr as usize)
+    };
+    let my_id = |channel: usize| {
+        system.channels[channel]
+            .ends
+            .iter()
+            .find(|e| e.pd == i)
+            .map(|e| e.id)
+    };
+    let mut out = Vec::new();
+    for r in system.rings.iter().filter(|r| r.producer == i) {
+        if let (Some(ring), Some(channel)) = (vaddr(&r.region), my_id(r.channel)) {
+            out.push(Produced {
+                ring,
+                slots: r.slots,
+                buf_size: 0,
+                pool: 0,
+                channel,
+            });
+        }
+    }
+    for k in &system.links {
+        let lay = axolotl_sysdesc::link_layout(k.buffers, k.buf_size);
+        let (Some(base), Some(channel)) = (vaddr(&k.region), my_id(k.channel)) else {
+            continue;
+        };
+        if k.sender == i {
+            out.push(Produced {
+                ring: base + lay.active as usize,
+                slots: k.buffers,
+                buf_size: k.buf_size,
+                pool: base + lay.pool as usize,
+                channel,
+            });
+        }
+        if k.receiver == i {
+            out.push(Produced {
+                ring: base + lay.free as usize,
+                slots: k.buffers,
+                buf_size: k.buf_size,
+                pool: 0,
+                channel,
+            });
+        }
+    }
+    out
+}
+
 impl Supervisor {
     fn new(
         system: &System,
@@ -261,6 +318,7 @@ impl Supervisor {
                     })
                 })
                 .collect();
+            let produces = produced_rings(system, i);
             let mut ends = Vec::new();
             for (ci, ch) in system.channels.iter().enumerate() {
                 for side in 0..2 {
@@ -294,6 +352,7 @@ impl Supervisor {
                 page,
                 maps,
                 ends,
+                produces,
                 pid: None,
                 state: State::Starting,
                 restarts: 0,
@@ -343,6 +402,7 @@ impl Supervisor {
                     parent: e.parent,
                 })
                 .collect(),
+            produces: p.produces.clone(),
         };
         let mut fds: Vec<RawFd> = vec![boot.ctrl, boot.page];
         fds.extend(boot.maps.iter().map(|m| m.fd));
@@ -769,12 +829,22 @@ impl Supervisor {
             ["status"] => {
                 serde_json::to_string(&self.statuses()).unwrap_or_else(|e| format!("error: {e}"))
             }
-            ["inject", pd, kind] => {
-                if !["panic", "segv", "abort", "hang"].contains(&kind) {
-                    return format!(
-                        "error: unknown fault kind '{kind}' (panic, segv, abort, hang, stall)\n"
-                    );
-                }
+            ["inject", pd, kind, ref rest @ ..] => {
+                let kind = match (kind, rest) {
+                    ("panic" | "segv" | "abort" | "hang" | "garbage", []) => kind.to_string(),
+                    ("corrupt", []) => "corrupt 1".to_string(),
+                    ("corrupt", [bits]) => match bits.parse::<u32>() {
+                        Ok(b) if (1..=4096).contains(&b) => format!("corrupt {b}"),
+                        _ => return format!("error: corrupt flips 1 to 4096 bits, not '{bits}'\n"),
+                    },
+                    _ => {
+                        return format!(
+                            "error: unknown fault '{}' (panic, segv, abort, hang, stall [MS], \
+                             garbage, corrupt [BITS])\n",
+                            words[2..].join(" ")
+                        )
+                    }
+                };
                 let Some(p) = self.procs.iter().find(|p| p.name == pd) else {
                     let names: Vec<&str> = self
                         .procs
@@ -787,7 +857,7 @@ impl Supervisor {
                 if p.pid.is_none() {
                     return format!("error: {pd} is {}, not running\n", p.state.name());
                 }
-                let msg = CtrlToPd::Inject(kind.into()).encode();
+                let msg = CtrlToPd::Inject(kind.clone()).encode();
                 match sys::send_blocking(p.ctrl_sup.as_raw_fd(), msg.as_bytes()) {
                     Ok(()) => format!("injected {kind} into {pd}\n"),
                     Err(e) => format!("error: {e}\n"),

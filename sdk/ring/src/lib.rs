@@ -22,7 +22,9 @@
 //! impossible one is refused with [`PeerMisbehavior`] and counted
 //! ([`Producer::misbehavior_count`], [`Consumer::misbehavior_count`]), never
 //! a panic, and a slot is always `index & (slots - 1)` inside the region that
-//! `attach` checked.
+//! `attach` checked. A consumer found *ahead* of the producer's own tail
+//! (by at most `slots`: someone else published a tail) is caught up with,
+//! so the ring goes on instead of refusing every later descriptor.
 //!
 //! # Signalling (sDDF's request / re-check / cancel protocol)
 //!
@@ -492,13 +494,28 @@ impl Producer {
     /// The descriptors enqueued and not yet consumed, as the ring holds
     /// them now (the head is looked at again first): what a restarted
     /// producer's earlier life left in flight. The consumer may take some
-    /// meanwhile; none it has not taken is missed.
-    pub fn in_flight(&mut self, mut each: impl FnMut(Desc)) -> Result<(), PeerMisbehavior> {
+    /// meanwhile; none it has not taken is missed. Each comes with its
+    /// index on the ring (as [`Producer::position`] counts).
+    pub fn in_flight(&mut self, mut each: impl FnMut(u32, Desc)) -> Result<(), PeerMisbehavior> {
         self.refresh()?;
         for i in 0..self.len() {
-            each(self.ring.read(self.head_seen.wrapping_add(i)));
+            let at = self.head_seen.wrapping_add(i);
+            each(at, self.ring.read(at));
         }
         Ok(())
+    }
+
+    /// The consumer's head as last seen: descriptors before it are taken
+    /// ([`Producer::refresh`] looks again).
+    pub fn consumed(&self) -> u32 {
+        self.head_seen
+    }
+
+    /// The index the next descriptor will be enqueued at (counting every
+    /// descriptor the ring ever carried, wrapping): the consumer's
+    /// [`Consumer::position`] when it reaches that descriptor.
+    pub fn position(&self) -> u32 {
+        self.tail
     }
 
     /// What the slot before the tail holds: the last descriptor enqueued,
@@ -524,10 +541,26 @@ impl Producer {
 
     /// Reads the consumer's head, checking it lies between the head seen
     /// before and the tail.
+    ///
+    /// A head at most `slots` *ahead* of the tail means the consumer took
+    /// descriptors this end never published: the shared tail was written
+    /// by someone else (a corrupted or garbage-writing life of this PD), or
+    /// the consumer lies. Either way the ring cannot go on from the old
+    /// tail (every descriptor published from it would look taken back to
+    /// the consumer, for ever), so the tail catches up with the head: the
+    /// ring goes on empty, and that is counted as misbehaviour.
     pub fn refresh(&mut self) -> Result<(), PeerMisbehavior> {
         let head = self.ring.h().head.load(Ordering::Acquire);
         let advanced = head.wrapping_sub(self.head_seen);
         if advanced > self.len() {
+            let ahead = head.wrapping_sub(self.tail);
+            if ahead <= self.ring.size() {
+                count(&mut self.misbehavior);
+                self.tail = head;
+                self.head_seen = head;
+                self.ring.h().tail.store(head, Ordering::Release);
+                return Ok(());
+            }
             count(&mut self.misbehavior);
             return Err(if behind(head, self.head_seen) {
                 PeerMisbehavior::HeadBackwards {
@@ -545,14 +578,16 @@ impl Producer {
         Ok(())
     }
 
-    /// Adds a descriptor and publishes it (the head is read only when the
-    /// ring looks full).
+    /// Adds a descriptor and publishes it. The head is read first every
+    /// time (as sDDF's queues do), so a consumer that ran ahead of the tail
+    /// is caught up with before the descriptor is written (see
+    /// [`Producer::refresh`]); an impossible head is counted, and the last
+    /// good one is used.
     pub fn enqueue(&mut self, desc: Desc) -> Result<(), EnqueueError> {
+        let fresh = self.refresh();
         if self.is_full() {
-            self.refresh().map_err(EnqueueError::Peer)?;
-            if self.is_full() {
-                return Err(EnqueueError::Full);
-            }
+            fresh.map_err(EnqueueError::Peer)?;
+            return Err(EnqueueError::Full);
         }
         self.ring.write(self.tail, desc);
         self.tail = self.tail.wrapping_add(1);

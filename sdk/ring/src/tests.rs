@@ -248,6 +248,31 @@ fn impossible_heads_are_refused_and_counted() {
 }
 
 #[test]
+fn a_tail_written_behind_the_producers_back_heals_at_its_next_enqueue() {
+    let ring = OwnedRing::new(8);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    p.enqueue(d(1)).unwrap();
+    p.enqueue(d(2)).unwrap();
+    // A garbage-writing life of the producer's PD published a tail past
+    // its own, over slots it never filled; the consumer takes them.
+    ring.poke(Field::Tail, 5);
+    assert_eq!(drain(&mut c).len(), 5);
+    assert_eq!(ring.get(Field::Head), 5);
+    // The producer carries on from its own tail (2): without catching up,
+    // every tail it published would be behind the consumer's head.
+    p.enqueue(d(3)).unwrap();
+    assert_eq!(p.misbehavior_count(), 1);
+    assert_eq!(ring.get(Field::Tail), 6);
+    assert_eq!(drain(&mut c), vec![3]);
+    for i in 4..8 {
+        p.enqueue(d(i)).unwrap();
+    }
+    assert_eq!(drain(&mut c), vec![4, 5, 6, 7]);
+    assert_eq!(c.misbehavior_count(), 0);
+    assert_eq!(p.misbehavior_count(), 1);
+}
+
+#[test]
 fn a_producer_attaching_to_an_impossible_ring_restarts_it_empty() {
     let ring = OwnedRing::new(4);
     ring.poke(Field::Tail, 50);
@@ -821,10 +846,18 @@ proptest! {
         // Whether the shared tail is the producer's (until the peer writes it).
         let mut tail_ours = true;
         let mask = slots - 1;
-        let look = |tail: u32, seen: &mut u32, bad: &mut u32| -> bool {
+        // The producer's look at the head: a head at most `slots` ahead of
+        // the tail is caught up with (the tail is published anew).
+        let look = |tail: &mut u32, seen: &mut u32, bad: &mut u32, ours: &mut bool| -> bool {
             let head = g.get(HEAD_OFFSET);
             if head.wrapping_sub(*seen) > tail.wrapping_sub(*seen) {
                 *bad += 1;
+                if head.wrapping_sub(*tail) <= slots {
+                    *tail = head;
+                    *seen = head;
+                    *ours = true;
+                    return true;
+                }
                 false
             } else {
                 *seen = head;
@@ -836,7 +869,8 @@ proptest! {
                 POp::Enqueue(v) => {
                     let desc = d(v);
                     let got = p.enqueue(desc);
-                    if tail.wrapping_sub(seen) >= slots && !look(tail, &mut seen, &mut bad) {
+                    let ok = look(&mut tail, &mut seen, &mut bad, &mut tail_ours);
+                    if tail.wrapping_sub(seen) >= slots && !ok {
                         prop_assert!(matches!(got, Err(EnqueueError::Peer(_))), "{:?}", got);
                     } else if tail.wrapping_sub(seen) >= slots {
                         prop_assert_eq!(got, Err(EnqueueError::Full));
@@ -856,7 +890,7 @@ proptest! {
                     prop_assert_eq!(g.get(CONSUMER_SIGNALLED_OFFSET), SIGNAL_CANCELLED);
                 }
                 POp::Refresh => {
-                    let ok = look(tail, &mut seen, &mut bad);
+                    let ok = look(&mut tail, &mut seen, &mut bad, &mut tail_ours);
                     prop_assert_eq!(p.refresh().is_ok(), ok);
                 }
                 POp::PeerRestarted => {

@@ -54,7 +54,16 @@ pub fn next(
 ) -> Result<Option<(usize, usize)>, StoreError> {
     let msg = encode_next(after)?;
     let reply = os.call(store, &msg)?;
-    decode_next_reply(&reply, key, value)
+    let found = decode_next_reply(&reply, key, value)?;
+    // The store is a neighbour like any other: a key that does not come
+    // after `after` would make a caller's listing loop run for ever.
+    if let Some((n, _)) = found {
+        let k = &key[..n.min(key.len())];
+        if !after.is_empty() && (k.len(), k) <= (after.len(), after) {
+            return Err(StoreError::Unexpected(reply.label()));
+        }
+    }
+    Ok(found)
 }
 
 /// Stores `value` under `key` as 8 little-endian bytes.

@@ -250,3 +250,30 @@ proptest! {
         }
     }
 }
+
+/// A store that answers NEXT with a key not after the one asked about
+/// (corrupted, or hostile) would keep a listing loop going for ever: the
+/// client refuses such an answer.
+#[test]
+fn a_next_that_does_not_move_on_is_refused() {
+    use axolotl_sdk::mock::MockOs;
+    use axolotl_sdk::Channel;
+    let store = Channel::new(3);
+    for answer in [&b"b"[..], b"a", b"0", b"zz"] {
+        let reply = entry_reply(&Key::new(answer).unwrap(), &Value::new(b"v").unwrap());
+        let mut os = MockOs::new().on_call(move |_, _| Ok(reply.clone()));
+        let (mut k, mut v) = ([0u8; MAX_KEY_LEN], [0u8; MAX_VALUE_LEN]);
+        let got = next(&mut os, store, b"b", &mut k, &mut v);
+        // Keys order by length, then bytes: only "zz" comes after "b".
+        if answer == b"zz" {
+            assert_eq!(got, Ok(Some((2, 1))));
+        } else {
+            assert!(
+                matches!(got, Err(StoreError::Unexpected(_))),
+                "{answer:?}: {got:?}"
+            );
+        }
+        // The first key of all may be anything.
+        assert!(next(&mut os, store, b"", &mut k, &mut v).is_ok());
+    }
+}

@@ -54,6 +54,7 @@ pub struct Store<M: Medium = &'static mut [u8]> {
     fired: BTreeSet<Watch>,
     /// Clients to notify that a watched key changed.
     to_notify: BTreeSet<u8>,
+    repairs: u64,
 }
 
 fn cost(key: &[u8], value: &[u8]) -> u64 {
@@ -137,6 +138,7 @@ impl<M: Medium> Store<M> {
             watches,
             fired,
             to_notify: BTreeSet::new(),
+            repairs: 0,
         }
     }
 
@@ -237,6 +239,9 @@ impl<M: Medium> Store<M> {
             keys: usage.keys + u64::from(old.is_none()),
         };
         if new.bytes > u64::from(quota.quota_bytes) || new.keys > u64::from(quota.quota_keys) {
+            if self.repair_usage(client) {
+                return self.put(client, key, value);
+            }
             return Status::QuotaExceeded;
         }
         if self.journal.append(&record).is_err() {
@@ -322,6 +327,9 @@ impl<M: Medium> Store<M> {
         if grows
             && (new.bytes > u64::from(quota.quota_bytes) || new.keys > u64::from(quota.quota_keys))
         {
+            if self.repair_usage(client) {
+                return self.batch(client, changes);
+            }
             return Status::QuotaExceeded;
         }
         if self.journal.append_batch(&records).is_err() {
@@ -435,6 +443,35 @@ impl<M: Medium> Store<M> {
         Status::Ok
     }
 
+    /// Before a client is refused for its quota: counts its usage again
+    /// from the index, the state itself. The running count can only
+    /// disagree if the store's own memory was corrupted (a stray write, a
+    /// flipped bit); left alone, the client would be refused for ever,
+    /// while the store runs on and nothing restarts it. True if the count
+    /// was wrong and is now repaired (counted in [`Store::repairs`]).
+    fn repair_usage(&mut self, client: usize) -> bool {
+        let c = client as u8;
+        let mut real = Usage::default();
+        for ((_, k), v) in self.index.iter().filter(|((oc, _), _)| *oc == c) {
+            real.bytes += cost(k.as_bytes(), v);
+            real.keys += 1;
+        }
+        match self.usage.get_mut(client) {
+            Some(u) if *u != real => {
+                log::warn!("store: client {client}'s usage was {u:?}, is {real:?}: repaired");
+                *u = real;
+                self.repairs += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Running counts found wrong and repaired from the state.
+    pub fn repairs(&self) -> u64 {
+        self.repairs
+    }
+
     /// What client `client` keeps (zero for an unknown client).
     pub fn usage(&self, client: usize) -> Usage {
         self.usage.get(client).copied().unwrap_or_default()
@@ -471,3 +508,38 @@ impl<M: Medium> Store<M> {
 
 // A value's length fits the journal's 24-bit field.
 const _: () = assert!(MAX_BUFFER_VALUE_LEN < 1 << 24);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axolotl_sdk::Channel;
+
+    static CLIENTS: [StoreClient; 1] = [StoreClient {
+        channel: Channel::new(1),
+        namespace: "tight",
+        quota_bytes: 200,
+        quota_keys: 4,
+        buffer: None,
+        reads: &[],
+    }];
+
+    #[test]
+    fn a_corrupted_usage_count_is_repaired_before_a_client_is_refused() {
+        let mut s: Store<Vec<u8>> = Store::new(vec![0; 4096], &CLIENTS);
+        assert_eq!(s.put(0, b"a", b"one"), Status::Ok);
+        assert_eq!(s.put(0, b"b", b"two"), Status::Ok);
+        let real = s.usage(0);
+        // A flipped bit in the running count (as a `corrupt` fault does).
+        s.usage[0].bytes ^= 1 << 40;
+        assert_eq!(s.put(0, b"c", b"three"), Status::Ok);
+        assert_eq!(s.repairs(), 1);
+        assert_eq!(s.usage(0).keys, real.keys + 1);
+        s.usage[0].keys = 999;
+        let changes = [Change::Put(b"d", b"four")];
+        assert_eq!(s.batch(0, &changes), Status::Ok);
+        assert_eq!(s.repairs(), 2);
+        // A real quota is still a quota: one key too many, after no repair.
+        assert_eq!(s.put(0, b"e", b"five"), Status::QuotaExceeded);
+        assert_eq!(s.repairs(), 2);
+    }
+}

@@ -138,6 +138,19 @@ impl Running {
             .clone()
     }
 
+    /// Each PD's name and restarts, in status order.
+    pub fn restarts(&self) -> Vec<(String, u64)> {
+        self.status()
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap_or("?").to_string(),
+                    p["restarts"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+
     pub fn pd(&self, name: &str) -> Value {
         self.status()
             .into_iter()

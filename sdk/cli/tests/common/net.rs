@@ -158,3 +158,84 @@ pub fn status_json(port: u16) -> Vec<serde_json::Value> {
     let body = page.split("\r\n\r\n").nth(1).unwrap_or("");
     serde_json::from_str(body).unwrap_or_else(|e| panic!("status page: {e}: {page}"))
 }
+
+/// Byte-checked traffic all along a test: two TCP echo clients of random
+/// sizes (a new connection per transfer) and a UDP echo client. A reset
+/// connection or a lost datagram is allowed; a wrong byte is not.
+pub struct Traffic {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Transfers or datagrams that came back with a wrong byte.
+    pub wrong: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// TCP transfers that came back whole.
+    pub exact: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Traffic {
+    pub fn start(p: &Ports) -> Traffic {
+        use std::sync::atomic::Ordering::Relaxed;
+        let t = Traffic {
+            stop: Default::default(),
+            wrong: Default::default(),
+            exact: Default::default(),
+            threads: Vec::new(),
+        };
+        let mut threads = Vec::new();
+        for w in 0..2u64 {
+            let (stop, wrong, exact, port) =
+                (t.stop.clone(), t.wrong.clone(), t.exact.clone(), p.echo);
+            threads.push(std::thread::spawn(move || {
+                let mut k = 0u64;
+                while !stop.load(Relaxed) {
+                    k += 1;
+                    let size = 1 + ((k * 7919 + w * 104_729) % 200_000) as usize;
+                    let seed = (w << 32) | k;
+                    if let Ok(got) = echo(port, size, seed) {
+                        let want = pattern(seed, size);
+                        if got.len() == size && got == want {
+                            exact.fetch_add(1, Relaxed);
+                        } else if got.iter().zip(&want).any(|(a, b)| a != b) {
+                            // Short is a reset; different is a wrong byte.
+                            wrong.fetch_add(1, Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
+        let (stop, wrong, port) = (t.stop.clone(), t.wrong.clone(), p.udp);
+        threads.push(std::thread::spawn(move || {
+            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let mut k = 0u64;
+            let mut buf = [0u8; 2048];
+            while !stop.load(Relaxed) {
+                k += 1;
+                let msg = pattern(k, 1 + (k % 1000) as usize);
+                let _ = s.send_to(&msg, ("127.0.0.1", port));
+                if let Ok(n) = s.recv(&mut buf) {
+                    // Late answers to earlier datagrams are fine; any
+                    // datagram must be one that was sent.
+                    let seed_ok = (1..=k).rev().take(200).any(|j| {
+                        let m = pattern(j, 1 + (j % 1000) as usize);
+                        m.len() == n && m[..] == buf[..n]
+                    });
+                    if !seed_ok {
+                        wrong.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+        }));
+        Traffic { threads, ..t }
+    }
+
+    /// Stops the clients: (wrong, exact).
+    pub fn finish(self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stop.store(true, Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        (self.wrong.load(Relaxed), self.exact.load(Relaxed))
+    }
+}
