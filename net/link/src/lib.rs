@@ -166,10 +166,15 @@ impl Sender {
         let mut held = [0u64; MAX_BUFFERS / 64];
         let (buf_size, buffers) = (self.buf_size, self.buffers);
         let sent_at = &mut self.sent_at;
+        // A buffer on both rings (given back, its descriptor not yet
+        // consumed) keeps the place the active ring says: the free ring's
+        // word for it is the receiver's, and may be garbage.
         let mut mark = |d: Desc, at: u32| {
             if let Some(i) = buffer_index(d, buf_size, buffers) {
+                if held[i / 64] & (1 << (i % 64)) == 0 {
+                    sent_at[i] = at;
+                }
                 held[i / 64] |= 1 << (i % 64);
-                sent_at[i] = at;
             }
         };
         let _ = self.active.in_flight(|at, d| mark(d, at));
@@ -250,10 +255,8 @@ impl Sender {
         self.bad_returns
     }
 
-    /// Buffers out with the receiver, after taking back what it returned
-    /// (and counting again from the rings if something went wrong since
-    /// the last count): zero on a link with no traffic, unless buffers
-    /// leaked.
+    /// Buffers out with the receiver, after taking back what it returned:
+    /// zero on a link with no traffic, unless buffers leaked.
     pub fn unreturned(&mut self) -> usize {
         let _ = self.reclaim();
         (0..self.buffers).filter(|&i| self.is_out(i)).count()

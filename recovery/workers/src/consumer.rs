@@ -38,6 +38,7 @@ pub struct Consumer {
     progress: Progress,
     duplicates: u64,
     gaps: u64,
+    implausible: u64,
 }
 
 impl Consumer {
@@ -89,6 +90,7 @@ impl Consumer {
             progress,
             duplicates: 0,
             gaps: 0,
+            implausible: 0,
         };
         c.drain(os)?;
         Ok(c)
@@ -109,6 +111,11 @@ impl Consumer {
         self.gaps
     }
 
+    /// Job numbers too far ahead to be true, dropped (see `drain`).
+    pub fn implausible(&self) -> u64 {
+        self.implausible
+    }
+
     /// Counts every job in the ring, saves the progress, then releases the
     /// jobs; repeats until the ring stays empty with a signal requested.
     fn drain(&mut self, os: &mut dyn Os) -> Result<(), WorkerError> {
@@ -125,6 +132,21 @@ impl Consumer {
                 let seq = desc.offset;
                 if seq < progress.next_seq {
                     self.duplicates += 1;
+                    continue;
+                }
+                // The producer numbers jobs one by one and keeps its next
+                // number in the store: it can lose at most what the ring
+                // held. A number further ahead is garbage from a producer
+                // gone wrong; taking it would end counting for good.
+                if seq - progress.next_seq > u64::from(self.ring.slots()) {
+                    self.implausible += 1;
+                    if self.implausible.is_power_of_two() {
+                        log::warn!(
+                            "job {seq} is implausible after {}: dropped ({} so far)",
+                            progress.next_seq,
+                            self.implausible
+                        );
+                    }
                     continue;
                 }
                 if seq > progress.next_seq {

@@ -125,7 +125,7 @@ fn duplicates_are_skipped_and_gaps_counted() {
     let mut os = w.os();
     let mut raw = ring.producer();
     let mut c = Consumer::init(&mut os, ring.consumer(), RING, STORE).unwrap();
-    for seq in [0u64, 1, 1, 0, 2, 5, 6] {
+    for seq in [0u64, 1, 1, 0, 2, 5, 1 << 60, 6, 7 + 17] {
         raw.enqueue(axolotl_ring::Desc {
             offset: seq,
             len: 0,
@@ -143,6 +143,8 @@ fn duplicates_are_skipped_and_gaps_counted() {
     );
     assert_eq!(c.duplicates(), 2);
     assert_eq!(c.gaps(), 2);
+    // Further ahead than the ring holds: garbage, dropped and counted.
+    assert_eq!(c.implausible(), 2);
 }
 
 #[test]

@@ -140,9 +140,11 @@ enum Command {
     /// --echo-port), injects --faults faults of random kinds into random
     /// PDs, one every --interval ms, and prints per PD: injected, recovered
     /// with no client noticing, recovered with an error a client saw (a
-    /// reset connection), and system failures (a wrong byte, a PD not
-    /// serving again within --bound ms, or no echo back for longer than
-    /// that). Exits non-zero on any system failure. The same seed gives
+    /// reset connection), fail-silent (wrong data back after a corrupt:
+    /// the corrupted PD checksummed it afresh), and system failures (a
+    /// wrong byte after any other fault, a PD not serving again within
+    /// --bound ms, no echo back for longer than that, or any PD restarted
+    /// after a garbage). Exits non-zero on any system failure. The same seed gives
     /// the same campaign (--dry-run prints it).
     ///
     /// Example: `axolotl run &` then `axolotl campaign --faults 1000 --interval 200`.

@@ -1,7 +1,7 @@
-//! Hostile neighbours: each network PD in turn writes garbage into every
-//! ring and link it produces (random descriptors published on its rings,
-//! random bytes in its free buffers; `axolotl inject PD garbage`) while
-//! traffic runs. Its neighbours count what they refused, drop it and carry
+//! Hostile neighbours: each network PD in turn, and the demo's producer,
+//! writes garbage into every ring and link it produces (random descriptors
+//! published on its rings, random bytes in its free buffers; `axolotl
+//! inject PD garbage`) while traffic runs. Its neighbours count what they refused, drop it and carry
 //! on: no PD restarts, no byte arrives wrong, echoes keep coming back
 //! whole, and afterwards every link's buffers are back with their senders.
 
@@ -84,6 +84,18 @@ fn garbage_from_any_network_pd_is_counted_and_dropped_by_its_neighbours() {
             "{pd} wrote no garbage\n{log}"
         );
     }
+    // The demo's producer too: its consumer drops job numbers that cannot
+    // be true instead of counting from them.
+    for _ in 0..3 {
+        sys.inject("producer", "garbage");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    sys.wait_log("is implausible");
+    assert_eq!(
+        sys.restarts(),
+        before,
+        "garbage from the producer restarted a PD"
+    );
     let (wrong, exact) = traffic.finish();
     assert_eq!(wrong, 0, "wrong bytes or datagrams came back");
     assert!(exact > 0);
