@@ -208,9 +208,8 @@ impl Sender {
     /// packet is still to be read.
     pub fn reclaim(&mut self) -> Result<(), PeerMisbehavior> {
         let misbehavior = self.active.misbehavior_count();
-        let mut next = self.free.dequeue();
         loop {
-            let d = match next {
+            let d = match self.free.dequeue() {
                 Ok(Some(d)) => d,
                 Ok(None) => break,
                 Err(e) => {
@@ -229,7 +228,6 @@ impl Sender {
                     self.suspect = true;
                 }
             }
-            next = self.free.dequeue();
         }
         if self.active.misbehavior_count() != misbehavior {
             self.suspect = true;
@@ -250,6 +248,14 @@ impl Sender {
         }
     }
 
+    /// With every buffer out after something went wrong (`suspect`):
+    /// counts again from the rings, which frees those on neither.
+    fn recount_if_starved(&mut self) {
+        if self.suspect && (0..self.buffers).all(|i| self.is_out(i)) {
+            self.adopt_in_flight();
+        }
+    }
+
     /// Buffers given back wrongly so far.
     pub fn bad_returns(&self) -> u64 {
         self.bad_returns
@@ -267,11 +273,8 @@ impl Sender {
     /// descriptor leaves the active ring: the receiver gives back first.)
     pub fn free_buffers(&mut self) -> usize {
         let _ = self.reclaim();
-        let mut free = (0..self.buffers).filter(|&i| !self.is_out(i)).count();
-        if free == 0 && self.suspect {
-            self.adopt_in_flight();
-            free = (0..self.buffers).filter(|&i| !self.is_out(i)).count();
-        }
+        self.recount_if_starved();
+        let free = (0..self.buffers).filter(|&i| !self.is_out(i)).count();
         free.min(self.active.room() as usize)
     }
 
@@ -282,12 +285,8 @@ impl Sender {
             return Err(SendError::TooLong);
         }
         self.reclaim().map_err(|_| SendError::Peer)?;
-        let mut free = (0..self.buffers).find(|&i| !self.is_out(i));
-        if free.is_none() && self.suspect {
-            self.adopt_in_flight();
-            free = (0..self.buffers).find(|&i| !self.is_out(i));
-        }
-        let Some(i) = free else {
+        self.recount_if_starved();
+        let Some(i) = (0..self.buffers).find(|&i| !self.is_out(i)) else {
             return Err(SendError::Full);
         };
         let start = i * self.buf_size;

@@ -58,6 +58,10 @@ pub struct SoakArgs {
     pub json: bool,
 }
 
+/// Fault kinds a PD may run on after (no restart expects them): only
+/// campaigns inject them.
+pub(crate) const RUNS_ON: [&str; 3] = ["stall", "garbage", "corrupt"];
+
 /// The options `axolotl soak` and `axolotl campaign` share.
 #[derive(clap::Args, Clone, Debug)]
 pub struct FaultsAndTraffic {
@@ -129,24 +133,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| format!("'{s}': {e}"))
 }
 
-/// A small seeded generator (xorshift64*): the same seed, the same soak.
-#[derive(Clone)]
-pub(crate) struct Rng(u64);
-
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
-    }
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    pub(crate) fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
+pub(crate) use axolotl_host::rng::Rng;
 
 /// Byte `i` of the payload of transfer `id`.
 fn byte(id: u64, i: u64) -> u8 {
@@ -842,10 +829,7 @@ pub fn run(args: &SoakArgs) -> Result<(), String> {
         .collect();
     let targets = choose_pds(&args.pds, &names, default)?;
     let kinds = args.shared.kinds(!qemu);
-    if let Some(k) = kinds
-        .iter()
-        .find(|k| ["stall", "garbage", "corrupt"].contains(&k.as_str()))
-    {
+    if let Some(k) = kinds.iter().find(|k| RUNS_ON.contains(&k.as_str())) {
         return Err(format!(
             "--kinds {k}: a soak expects a restart per fault, and a PD may run on after a {k}; \
              use `axolotl campaign` for it"
@@ -1229,6 +1213,6 @@ mod tests {
         assert_ne!(a[..2048], a[1..2049]);
         let mut r1 = Rng::new(5);
         let mut r2 = Rng::new(5);
-        assert_eq!(r1.next(), r2.next());
+        assert_eq!(r1.next_u64(), r2.next_u64());
     }
 }

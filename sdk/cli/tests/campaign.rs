@@ -4,8 +4,8 @@
 
 mod common;
 
-use common::net::Ports;
-use common::{axolotl, root, Running};
+use common::net::{start_serving, Ports};
+use common::{axolotl, Running};
 use std::process::Command;
 
 fn campaign(sys: &Running, p: &Ports, args: &[&str]) -> (std::process::Output, serde_json::Value) {
@@ -28,11 +28,7 @@ fn campaign(sys: &Running, p: &Ports, args: &[&str]) -> (std::process::Output, s
 
 #[test]
 fn a_short_seeded_campaign_finds_no_system_failure() {
-    let p = Ports::free();
-    let f = p.forward_args();
-    let args: Vec<&str> = f.iter().map(String::as_str).collect();
-    let sys = Running::start_args("campaign", &root().join("system.xml"), &args);
-    sys.wait_log("HTTP status page on TCP port 80");
+    let (sys, p) = start_serving("campaign");
 
     // The same seed, the same faults; another seed, others.
     let plan = |seed: &str| campaign(&sys, &p, &["--faults", "40", "--seed", seed, "--dry-run"]).1;

@@ -7,19 +7,14 @@
 
 mod common;
 
-use common::net::{assert_echoed, assert_udp_echoed, Ports, Traffic};
-use common::{root, Running};
+use common::net::{assert_echoed, assert_udp_echoed, start_serving, Traffic};
 use std::time::{Duration, Instant};
 
 const PDS: [&str; 7] = ["nic", "ip", "filter", "tcp", "udp", "http", "echo"];
 
 #[test]
 fn a_corrupted_pd_crashes_or_carries_on_and_takes_no_neighbour_down() {
-    let p = Ports::free();
-    let f = p.forward_args();
-    let args: Vec<&str> = f.iter().map(String::as_str).collect();
-    let sys = Running::start_args("corrupt", &root().join("system.xml"), &args);
-    sys.wait_log("HTTP status page on TCP port 80");
+    let (sys, p) = start_serving("corrupt");
     assert_echoed(p.echo, 4096, 1);
     let traffic = Traffic::start(&p);
 

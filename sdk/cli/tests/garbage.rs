@@ -7,8 +7,9 @@
 
 mod common;
 
-use common::net::{assert_echoed, assert_udp_echoed, http_get, status_json, Ports, Traffic};
-use common::{root, Running};
+use common::net::{
+    assert_echoed, assert_udp_echoed, http_get, start_serving, status_json, Traffic,
+};
 use serde_json::Value;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -25,11 +26,7 @@ fn bad_elsewhere(pds: &[Value], except: &str) -> u64 {
 
 #[test]
 fn garbage_from_any_network_pd_is_counted_and_dropped_by_its_neighbours() {
-    let p = Ports::free();
-    let f = p.forward_args();
-    let args: Vec<&str> = f.iter().map(String::as_str).collect();
-    let sys = Running::start_args("garbage", &root().join("system.xml"), &args);
-    sys.wait_log("HTTP status page on TCP port 80");
+    let (sys, p) = start_serving("garbage");
     assert_echoed(p.echo, 4096, 1);
     let traffic = Traffic::start(&p);
     let before = sys.restarts();

@@ -5,24 +5,15 @@
 mod common;
 
 use common::net::{
-    assert_echoed, assert_udp_echoed, connect, discard, echo, http_get, status_json, Ports,
+    assert_echoed, assert_udp_echoed, connect, discard, echo, http_get, start_serving, status_json,
 };
-use common::{pattern, root, Running};
+use common::pattern;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-fn start(name: &str) -> (Running, Ports) {
-    let p = Ports::free();
-    let f = p.forward_args();
-    let args: Vec<&str> = f.iter().map(String::as_str).collect();
-    let sys = Running::start_args(name, &root().join("system.xml"), &args);
-    sys.wait_log("HTTP status page on TCP port 80");
-    (sys, p)
-}
-
 #[test]
 fn echo_discard_udp_and_the_status_page_through_the_split_stack() {
-    let (sys, p) = start("net-basic");
+    let (sys, p) = start_serving("net-basic");
     let out = sys.stdout();
     for line in p.forward_lines() {
         assert!(out.contains(&line), "no '{line}' in:\n{out}");
@@ -68,7 +59,7 @@ fn echo_discard_udp_and_the_status_page_through_the_split_stack() {
 
 #[test]
 fn a_hundred_mib_and_several_connections_at_once_come_back_exact() {
-    let (_sys, p) = start("net-bulk");
+    let (_sys, p) = start_serving("net-bulk");
     let start = Instant::now();
     assert_echoed(p.echo, 100 << 20, 42);
     eprintln!("100 MiB echoed in {:?}", start.elapsed());
@@ -82,7 +73,7 @@ fn a_hundred_mib_and_several_connections_at_once_come_back_exact() {
 
 #[test]
 fn faults_in_the_network_pds_do_not_corrupt_or_lose_a_transfer() {
-    let (sys, p) = start("net-faults");
+    let (sys, p) = start_serving("net-faults");
     assert_echoed(p.echo, 1 << 20, 1);
     let mut restarts = std::collections::HashMap::new();
     for (pd, kind) in [
@@ -136,7 +127,7 @@ fn faults_in_the_network_pds_do_not_corrupt_or_lose_a_transfer() {
 /// echo's own bind again is taken as a no-op.
 #[test]
 fn a_restarted_udp_binds_its_apps_ports_again_from_the_store() {
-    let (sys, p) = start("net-udp-restart");
+    let (sys, p) = start_serving("net-udp-restart");
     assert_udp_echoed(p.udp, 5);
     sys.wait_log("app 0 bound UDP port 7");
     sys.inject("udp", "segv");
@@ -155,7 +146,7 @@ fn a_restarted_udp_binds_its_apps_ports_again_from_the_store() {
 /// window (which is gone: the flows come back from the store).
 #[test]
 fn a_restarted_filter_takes_its_flows_back_from_the_store() {
-    let (sys, p) = start("net-filter-restart");
+    let (sys, p) = start_serving("net-filter-restart");
     let mut idle = connect(p.echo);
     idle.write_all(b"before").unwrap();
     let mut got = [0u8; 6];
@@ -178,7 +169,7 @@ fn a_restarted_filter_takes_its_flows_back_from_the_store() {
 /// gateway at once.
 #[test]
 fn a_restarted_ip_knows_its_neighbours_from_the_store() {
-    let (sys, p) = start("net-ip-restart");
+    let (sys, p) = start_serving("net-ip-restart");
     assert_udp_echoed(p.udp, 3);
     sys.inject("ip", "segv");
     sys.wait_restarted("ip", 1);
@@ -188,7 +179,7 @@ fn a_restarted_ip_knows_its_neighbours_from_the_store() {
 
 #[test]
 fn a_restarted_tcp_resets_its_connections_and_serves_new_ones() {
-    let (sys, p) = start("net-tcp-restart");
+    let (sys, p) = start_serving("net-tcp-restart");
     let port = p.echo;
     let transfer = std::thread::spawn(move || echo(port, 64 << 20, 5));
     std::thread::sleep(Duration::from_millis(200));
@@ -237,7 +228,7 @@ fn a_restarted_tcp_resets_its_connections_and_serves_new_ones() {
 
 #[test]
 fn a_restarted_echo_app_resets_its_connections_and_serves_new_ones() {
-    let (sys, p) = start("net-echo-restart");
+    let (sys, p) = start_serving("net-echo-restart");
     assert_udp_echoed(p.udp, 3);
     let port = p.echo;
     let transfer = std::thread::spawn(move || echo(port, 64 << 20, 8));
@@ -274,7 +265,7 @@ fn a_restarted_echo_app_resets_its_connections_and_serves_new_ones() {
 /// status page, and every forward works again.
 #[test]
 fn a_gateway_panic_restarts_it_and_every_forward_serves_again() {
-    let (sys, p) = start("net-gateway-panic");
+    let (sys, p) = start_serving("net-gateway-panic");
     assert_echoed(p.echo, 1 << 20, 1);
     let gw = sys.pd("gateway");
     assert_eq!(
@@ -331,7 +322,7 @@ fn a_gateway_panic_restarts_it_and_every_forward_serves_again() {
 /// with dead forwards.
 #[test]
 fn a_hung_gateway_ends_axolotl_run_with_an_error() {
-    let (mut sys, _p) = start("net-gateway-hang");
+    let (mut sys, _p) = start_serving("net-gateway-hang");
     let out = sys.cli(&["inject", "gateway", "segv"]);
     assert!(!out.status.success());
     assert!(
@@ -358,7 +349,7 @@ fn a_hung_gateway_ends_axolotl_run_with_an_error() {
 /// FIN again, and after eight connections refused every new one.)
 #[test]
 fn short_half_closed_connections_one_after_another_are_all_echoed() {
-    let (_sys, p) = start("net-short");
+    let (_sys, p) = start_serving("net-short");
     for i in 0..200u64 {
         let data = pattern(i, 1 + (i as usize * 37) % 3000);
         let mut s = connect(p.echo);

@@ -9,8 +9,7 @@
 
 mod common;
 
-use common::net::{assert_echoed, http_get, status_json, Ports, Traffic};
-use common::{root, Running};
+use common::net::{assert_echoed, http_get, start_serving, status_json, Traffic};
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -22,11 +21,7 @@ fn network_pds_restarted_again_and_again_under_traffic_lose_no_buffer_and_no_byt
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let p = Ports::free();
-    let f = p.forward_args();
-    let args: Vec<&str> = f.iter().map(String::as_str).collect();
-    let sys = Running::start_args("restarts", &root().join("system.xml"), &args);
-    sys.wait_log("HTTP status page on TCP port 80");
+    let (sys, p) = start_serving("restarts");
     assert_echoed(p.echo, 4096, 1);
 
     // Traffic all along: TCP echo of random sizes, UDP echo, status pages.

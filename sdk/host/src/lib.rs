@@ -22,6 +22,7 @@ pub mod logger;
 pub mod nic;
 pub mod page;
 pub mod pd;
+pub mod rng;
 pub mod sandbox;
 pub mod service;
 pub mod status;

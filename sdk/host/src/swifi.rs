@@ -20,6 +20,7 @@
 //!   misbehave or carry on.
 
 use crate::boot::Produced;
+use crate::rng::Rng;
 use axolotl_ring::{DESC_BYTES, HEADER_BYTES, HEAD_OFFSET, TAIL_OFFSET};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{fence, Ordering};
@@ -41,29 +42,9 @@ pub fn prepare(produced: &[Produced]) {
     let _ = MAPS.set(maps);
 }
 
-/// A small xorshift generator, seeded from the clock and the pid: faults
-/// need variety, not cryptographic quality.
-struct Rng(u64);
-
-impl Rng {
-    fn new() -> Rng {
-        let seed = crate::sys::monotonic_ns() ^ (u64::from(std::process::id()) << 32);
-        Rng(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform in `0..n` (`n > 0`; the bias does not matter here).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
+/// A generator seeded from the clock and the pid: each fault different.
+fn rng() -> Rng {
+    Rng::new(crate::sys::monotonic_ns() ^ (u64::from(std::process::id()) << 32))
 }
 
 /// What one ring's garbage amounted to (for the log).
@@ -80,7 +61,7 @@ pub fn garbage() -> Vec<u8> {
     let Some(produced) = PRODUCED.get() else {
         return Vec::new();
     };
-    let mut rng = Rng::new();
+    let mut rng = rng();
     let (mut published, mut buffers) = (0, 0);
     for p in produced {
         // SAFETY: the supervisor derived each `Produced` from the writable
@@ -151,7 +132,7 @@ unsafe fn scribble(p: &Produced, rng: &mut Rng) -> Scribbled {
                 // SAFETY: inside buffer `b` of the pool the caller vouches
                 // for, 8-byte aligned (buffer sizes are multiples of 8 in
                 // practice; an unaligned write is used to be sure).
-                unsafe { ((start + w * 8) as *mut u64).write_unaligned(rng.next()) };
+                unsafe { ((start + w * 8) as *mut u64).write_unaligned(rng.next_u64()) };
             }
             out.buffers += 1;
         }
@@ -169,11 +150,11 @@ unsafe fn scribble(p: &Produced, rng: &mut Rng) -> Scribbled {
             // Not a buffer start, or past the pool.
             (2, _) if p.buf_size > 0 => (
                 rng.below(u64::from(p.slots) * u64::from(p.buf_size) * 2),
-                rng.next() as u32,
+                rng.next_u64() as u32,
             ),
-            _ => (rng.next(), rng.next() as u32),
+            _ => (rng.next_u64(), rng.next_u64() as u32),
         };
-        let meta = rng.next() as u32;
+        let meta = rng.next_u64() as u32;
         let at = slot(tail.wrapping_add(k));
         // SAFETY: a free slot of the ring (the consumer reads it only once
         // the tail below is published), 16 bytes: offset, len, meta.
@@ -207,17 +188,34 @@ pub fn corrupt(bits: u32) {
         }
     };
     let areas = writable_private(&text);
-    let total: u64 = areas.iter().map(|a| (a.1 - a.0) as u64).sum();
+    let total: usize = areas.iter().map(|a| a.1 - a.0).sum();
+    log::warn!(
+        "corrupt: flipping {bits} bits in {} KiB of writable memory",
+        total / 1024
+    );
+    // SAFETY: deliberately not sound: this is the injected fault. Each
+    // area is one /proc/self/maps lists as readable and writable, so the
+    // accesses themselves do not trap.
+    unsafe { flip(&areas, bits, &mut rng()) };
+}
+
+/// Flips `bits` random bits in `areas` (`(start, end)` addresses), each
+/// area chosen with a weight of its size.
+///
+/// # Safety
+/// Every byte of every area must be readable and writable; what writing
+/// it breaks is the caller's business.
+unsafe fn flip(areas: &[(usize, usize)], bits: u32, rng: &mut Rng) {
+    let total: usize = areas.iter().map(|a| a.1 - a.0).sum();
     if total == 0 {
         return;
     }
-    let mut rng = Rng::new();
     // Chosen before any is flipped: the flips may hit this very code's data.
     let picks: Vec<(usize, u8)> = (0..bits)
         .map(|_| {
-            let mut at = rng.below(total) as usize;
+            let mut at = rng.below(total as u64) as usize;
             let mut addr = 0;
-            for &(start, end) in &areas {
+            for &(start, end) in areas {
                 if at < end - start {
                     addr = start + at;
                     break;
@@ -227,15 +225,9 @@ pub fn corrupt(bits: u32) {
             (addr, 1u8 << rng.below(8))
         })
         .collect();
-    log::warn!(
-        "corrupt: flipping {bits} bits in {} KiB of writable memory",
-        total / 1024
-    );
     for (addr, mask) in picks {
         let p = addr as *mut u8;
-        // SAFETY: deliberately not sound: this is the injected fault. The
-        // byte is inside a mapping /proc/self/maps lists as readable and
-        // writable, so the access itself does not trap.
+        // SAFETY: inside an area the caller vouches for.
         unsafe { p.write_volatile(p.read_volatile() ^ mask) };
     }
 }
@@ -324,6 +316,25 @@ garbage line
         );
     }
 
+    #[test]
+    fn corrupt_flips_the_bits_asked_for_inside_the_areas_only() {
+        for seed in 0..50 {
+            let mut mem = vec![0u8; 3 * 4096];
+            let base = mem.as_mut_ptr() as usize;
+            // Two areas, with an untouched page between them.
+            let areas = [(base, base + 4096), (base + 8192, base + 3 * 4096)];
+            // SAFETY: both areas are inside `mem`, which nothing else uses.
+            unsafe { flip(&areas, 9, &mut Rng::new(seed)) };
+            let flipped: u32 = mem.iter().map(|b| b.count_ones()).sum();
+            // Two picks of one bit cancel out: fewer, by an even number.
+            assert!(
+                (1..=9).contains(&flipped) && (9 - flipped).is_multiple_of(2),
+                "{flipped}"
+            );
+            assert!(mem[4096..8192].iter().all(|&b| b == 0), "outside the areas");
+        }
+    }
+
     /// A link's active ring and pool in ordinary memory.
     #[repr(C, align(64))]
     struct Link([u8; 64 + 16 * 8 + 8 * 64]);
@@ -367,7 +378,7 @@ garbage line
             pool,
             channel: 0,
         };
-        let mut rng = Rng::new();
+        let mut rng = rng();
         // SAFETY: `p` describes `mem`.
         let s = unsafe { scribble(&p, &mut rng) };
         assert_eq!(s.buffers, 6);

@@ -2,10 +2,21 @@
 //! status page) through host port forwards, for the tests of `axolotl run`
 //! and of `axolotl qemu`.
 
-use super::pattern;
+use super::{pattern, root, Running};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
+
+/// The shipped system.xml running as `name`, its services forwarded to
+/// free host ports, once the status page serves.
+pub fn start_serving(name: &str) -> (Running, Ports) {
+    let p = Ports::free();
+    let f = p.forward_args();
+    let args: Vec<&str> = f.iter().map(String::as_str).collect();
+    let sys = Running::start_args(name, &root().join("system.xml"), &args);
+    sys.wait_log("HTTP status page on TCP port 80");
+    (sys, p)
+}
 
 /// Free host ports for TCP echo, UDP echo, TCP discard and HTTP.
 pub struct Ports {
@@ -174,13 +185,13 @@ pub struct Traffic {
 impl Traffic {
     pub fn start(p: &Ports) -> Traffic {
         use std::sync::atomic::Ordering::Relaxed;
-        let t = Traffic {
+        let mut t = Traffic {
             stop: Default::default(),
             wrong: Default::default(),
             exact: Default::default(),
             threads: Vec::new(),
         };
-        let mut threads = Vec::new();
+        let threads = &mut t.threads;
         for w in 0..2u64 {
             let (stop, wrong, exact, port) =
                 (t.stop.clone(), t.wrong.clone(), t.exact.clone(), p.echo);
@@ -226,7 +237,7 @@ impl Traffic {
                 }
             }
         }));
-        Traffic { threads, ..t }
+        t
     }
 
     /// Stops the clients: (wrong, exact).
