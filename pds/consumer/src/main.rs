@@ -13,5 +13,6 @@ fn main() {
         };
         let consumer = consumer.unwrap_or_else(|e| panic!("ring {}: {e:?}", ring.name));
         axolotl_demo_workers::Consumer::start(init.os(), consumer, ring.channel, pd::STORE)
+            .watch_peer(init.os(), pd::MONITOR_NAME, ring.peer)
     })
 }

@@ -2,6 +2,7 @@
 //! `axolotl-monitor` component, with the host's alarm device as its watchdog.
 
 use axolotl_monitor::{Monitor, Watchdog};
+use axolotl_ring::shared::SharedBytes;
 use axolotl_sdk::Instant;
 
 axolotl_sdk::include_pd!();
@@ -29,11 +30,21 @@ fn main() {
         )
         .with_name(pd::NAME)
         .with_parent(pd::PARENT_NAME);
-        match pd::MONITOR_STATE {
+        let monitor = match pd::MONITOR_STATE {
             // SAFETY: the runtime mapped the region read-write before init;
             // the checker lets no other PD map it; this is the only reference.
             Some(r) => monitor.with_saved_state(init.os(), unsafe { r.bytes_mut() }),
             None => monitor,
+        };
+        match (pd::INCARNATIONS, pd::INCARNATIONS_CHANNEL) {
+            (Some(r), Some(ch)) => {
+                // SAFETY: the runtime mapped the board read-write before init
+                // for the life of the PD; the store may read it at any time,
+                // so it is only ever written with volatile copies.
+                let board = unsafe { SharedBytes::new(r.ptr(), r.size) };
+                monitor.with_board(init.os(), board, ch)
+            }
+            _ => monitor,
         }
     })
 }

@@ -6,5 +6,5 @@ axolotl_sdk::include_pd!();
 mod wire;
 
 fn main() {
-    axolotl_host::pd_main(pd::SYSTEM_FINGERPRINT, |_init| wire::component())
+    axolotl_host::pd_main(pd::SYSTEM_FINGERPRINT, |init| wire::component(init.os()))
 }

@@ -4,10 +4,12 @@
 
 use crate::pd;
 use axolotl_ring::shared::SharedBytes;
+use axolotl_sdk::Os;
 use axolotl_store::StoreServer;
 
-/// The store over its journal, with each client's value buffer.
-pub fn component() -> StoreServer {
+/// The store over its journal, with each client's value buffer and the
+/// monitor's incarnation board.
+pub fn component(os: &mut dyn Os) -> StoreServer {
     let Some(journal) = pd::JOURNAL else {
         panic!("system.xml gives the store no journal region");
     };
@@ -26,5 +28,14 @@ pub fn component() -> StoreServer {
             })
         })
         .collect();
-    StoreServer::init(journal, pd::STORE_CLIENTS).with_buffers(buffers)
+    let mut store = StoreServer::init(journal, pd::STORE_CLIENTS).with_buffers(buffers);
+    if let (Some(r), Some(ch)) = (pd::INCARNATIONS, pd::INCARNATIONS_CHANNEL) {
+        // SAFETY: the runtime mapped the board readable before init for the
+        // life of the PD; the monitor writes it at any time, so it is only
+        // ever copied, volatile.
+        let board = unsafe { SharedBytes::read_only(r.ptr(), r.size) };
+        store = store.with_board(board, ch);
+        store.notify_watchers(os);
+    }
+    store
 }

@@ -21,10 +21,12 @@ pub mod policy;
 pub mod query;
 pub mod saved;
 
+use axolotl_ring::shared::SharedBytes;
 use axolotl_sdk::config::SupervisedChild;
 use axolotl_sdk::{
     Channel, ChannelSet, Child, FaultInfo, FaultKind, Handler, Instant, Message, Os,
 };
+use axolotl_store_api::incarnations::Publisher;
 use policy::{Decision, History};
 
 const NS_PER_MS: u64 = 1_000_000;
@@ -129,6 +131,11 @@ pub struct Monitor<W: Watchdog = NoWatchdog> {
     parent: Option<&'static str>,
     /// Something worth saving changed since the last save.
     dirty: bool,
+    /// Where it publishes each PD's incarnation for the store, and the
+    /// channel that tells the store.
+    board: Option<(Publisher, Channel)>,
+    /// An incarnation changed since the last publication.
+    republish: bool,
 }
 
 impl<W: Watchdog> Monitor<W> {
@@ -181,6 +188,8 @@ impl<W: Watchdog> Monitor<W> {
             own: saved::Own::default(),
             parent: None,
             dirty: false,
+            board: None,
+            republish: true,
         };
         m.arm_watchdog(now);
         m
@@ -197,6 +206,7 @@ impl<W: Watchdog> Monitor<W> {
     ) -> Self {
         self.console = Some(console::Console::new(name, ch, reader));
         self.name = name;
+        self.republish = true;
         self
     }
 
@@ -229,8 +239,44 @@ impl<W: Watchdog> Monitor<W> {
         }
         self.saved = Some(saved);
         self.dirty = true;
+        self.republish = true;
         self.persist();
         self
+    }
+
+    /// Publishes each PD's incarnation (its restarts; the monitor's own
+    /// too) in `region` (system.xml's `<axolotl:monitor publish>`), now and
+    /// after every restart, and notifies `ch` each time: the store keeps
+    /// them in the monitor's namespace, where any PD may watch them. See
+    /// [`axolotl_store_api::incarnations`]. A name or saved state given
+    /// later is published at the next event.
+    pub fn with_board(mut self, os: &mut dyn Os, region: SharedBytes, ch: Channel) -> Self {
+        self.board = Some((Publisher::new(region), ch));
+        self.republish = true;
+        self.publish(os);
+        self
+    }
+
+    /// Publishes the incarnations if one changed.
+    fn publish(&mut self, os: &mut dyn Os) {
+        let Some((board, ch)) = &mut self.board else {
+            return;
+        };
+        if !self.republish {
+            return;
+        }
+        self.republish = false;
+        let children = self.children.iter().zip(self.states.iter());
+        let entries = children
+            .map(|(c, st)| (c.name, u64::from(st.restarts)))
+            .chain(core::iter::once((
+                self.name,
+                u64::from(self.own.incarnation),
+            )));
+        match board.publish(entries) {
+            Ok(()) => os.notify(*ch),
+            Err(e) => log::warn!("cannot publish the incarnations: {e:?}"),
+        }
     }
 
     /// The monitor's own restarts (0 without a state region).
@@ -259,6 +305,7 @@ impl<W: Watchdog> Monitor<W> {
     /// Names the monitor's own PD (in status answers).
     pub fn with_name(mut self, name: &'static str) -> Self {
         self.name = name;
+        self.republish = true;
         self
     }
 
@@ -345,6 +392,7 @@ impl<W: Watchdog> Monitor<W> {
 
     fn restart(&mut self, os: &mut dyn Os, i: usize, now: Instant, fault_at: Instant) {
         self.dirty = true;
+        self.republish = true;
         let (cfg, st) = (&self.children[i], &mut self.states[i]);
         st.restarts += 1;
         st.stalled_until = None;
@@ -612,6 +660,7 @@ impl<W: Watchdog> Handler for Monitor<W> {
             self.on_tick(os);
         }
         self.persist();
+        self.publish(os);
         Ok(())
     }
 
@@ -638,6 +687,7 @@ impl<W: Watchdog> Handler for Monitor<W> {
         }
         self.on_fault(os, i, *info, false);
         self.persist();
+        self.publish(os);
         Ok(())
     }
 }

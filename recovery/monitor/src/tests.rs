@@ -774,3 +774,69 @@ fn parse_ms(line: &str) -> Option<u64> {
         _ => None,
     }
 }
+
+const BOARD_CH: Channel = Channel::new(20);
+
+fn board_of(r: &mut [u8]) -> axolotl_ring::shared::SharedBytes {
+    #[allow(unsafe_code)]
+    // SAFETY: the test's regions are leaked, so they outlive the handle.
+    unsafe {
+        axolotl_ring::shared::SharedBytes::new(r.as_mut_ptr(), r.len())
+    }
+}
+
+fn published(r: &mut [u8]) -> Vec<(String, u64)> {
+    let mut buf = vec![0u8; r.len()];
+    let b = axolotl_store_api::incarnations::Board::copy_from(&board_of(r), &mut buf)
+        .expect("a whole board");
+    b.iter().map(|(n, i)| (n.to_string(), i)).collect()
+}
+
+#[test]
+fn restarts_are_published_on_the_board_and_the_store_is_told() {
+    let board = region(4096);
+    let state = region(saved::region_bytes(CHILDREN.len()));
+    let (m, mut os) = monitor();
+    let mut m = m
+        .with_name("guardian")
+        .with_saved_state(&mut os, same(state))
+        .with_board(&mut os, board_of(board), BOARD_CH);
+    assert_eq!(os.take(), vec![Event::Notify(BOARD_CH)]);
+    let want = |w, t, g| {
+        vec![
+            ("worker".to_string(), w),
+            ("timer".to_string(), t),
+            ("guardian".to_string(), g),
+        ]
+    };
+    assert_eq!(published(board), want(0, 0, 0));
+    up(&mut m, &mut os, WORKER_CH);
+    assert_eq!(os.take(), vec![], "nothing changed: nothing published");
+    os.advance_ms(2_000);
+    m.fault(&mut os, WORKER, &SEGV).unwrap();
+    assert_eq!(
+        os.take(),
+        vec![Event::Restart(WORKER), Event::Notify(BOARD_CH)]
+    );
+    assert_eq!(published(board), want(1, 0, 0));
+    // The monitor restarts: it publishes its own incarnation, and keeps
+    // the children's.
+    drop(m);
+    let (m, mut os) = monitor();
+    let _m = m
+        .with_name("guardian")
+        .with_saved_state(&mut os, same(state))
+        .with_board(&mut os, board_of(same(board)), BOARD_CH);
+    assert_eq!(os.take(), vec![Event::Notify(BOARD_CH)]);
+    assert_eq!(published(board), want(1, 0, 1));
+}
+
+#[test]
+fn the_checker_sizes_the_board_as_the_store_api_does() {
+    for n in [0, 1, 14, 64] {
+        assert_eq!(
+            axolotl_sysdesc::incarnation_board_bytes(n),
+            axolotl_store_api::incarnations::board_bytes(n) as u64
+        );
+    }
+}

@@ -39,6 +39,17 @@ pub struct Consumer {
     duplicates: u64,
     gaps: u64,
     implausible: u64,
+    /// The producer's incarnation, watched in the store: the monitor's
+    /// namespace and the producer's name there, and the last value seen.
+    watched: Option<Watched>,
+}
+
+/// A neighbour's incarnation the consumer watches.
+struct Watched {
+    monitor: &'static str,
+    peer: &'static str,
+    incarnation: Option<u64>,
+    restarts_seen: u64,
 }
 
 impl Consumer {
@@ -91,9 +102,87 @@ impl Consumer {
             duplicates: 0,
             gaps: 0,
             implausible: 0,
+            watched: None,
         };
         c.drain(os)?;
         Ok(c)
+    }
+
+    /// Watches the incarnation of `peer` (the producer) that the monitor
+    /// publishes in the store under its namespace `monitor` (system.xml
+    /// grants the consumer `read="MONITOR"`), and logs each restart of it
+    /// the store reports. Without the grant, or with no monitor, it says
+    /// so and carries on without.
+    pub fn watch_peer(
+        mut self,
+        os: &mut dyn Os,
+        monitor: &'static str,
+        peer: &'static str,
+    ) -> Self {
+        if monitor.is_empty() {
+            return self;
+        }
+        let store = self.store;
+        match with_retry(os, |os| {
+            axolotl_store_api::buffered::watch(os, store, monitor, peer.as_bytes())
+        }) {
+            Ok(()) => {
+                let mut w = Watched {
+                    monitor,
+                    peer,
+                    incarnation: None,
+                    restarts_seen: 0,
+                };
+                w.incarnation = read_incarnation(os, store, &w);
+                match w.incarnation {
+                    Some(n) => log::info!("watching {peer}'s incarnation (now {n})"),
+                    None => log::info!("watching {peer}'s incarnation (none published yet)"),
+                }
+                self.watched = Some(w);
+            }
+            Err(e) => {
+                log::warn!("cannot watch {peer}'s incarnation in {monitor}'s namespace: {e:?}")
+            }
+        }
+        self
+    }
+
+    /// Restarts of the watched peer the store reported.
+    pub fn peer_restarts_seen(&self) -> u64 {
+        self.watched.as_ref().map_or(0, |w| w.restarts_seen)
+    }
+
+    /// Takes the changes the store reports of watched keys.
+    fn on_store_notification(&mut self, os: &mut dyn Os) {
+        let store = self.store;
+        let Some(w) = &mut self.watched else { return };
+        let mut ns = [0u8; axolotl_store_api::buffered::MAX_NAMESPACE_LEN];
+        let mut key = [0u8; axolotl_store_api::MAX_KEY_LEN];
+        // Bounded: a store that keeps answering is not believed for ever.
+        for _ in 0..16 {
+            match axolotl_store_api::buffered::changed(os, store, &mut ns, &mut key) {
+                Ok(Some((n, k))) => {
+                    if &ns[..n] != w.monitor.as_bytes() || &key[..k] != w.peer.as_bytes() {
+                        continue;
+                    }
+                    let now = read_incarnation(os, store, w);
+                    if now.is_some() && now != w.incarnation {
+                        w.restarts_seen += 1;
+                        log::info!(
+                            "{} restarted: it is at incarnation {} (the store says so)",
+                            w.peer,
+                            now.unwrap_or(0)
+                        );
+                        w.incarnation = now;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    log::warn!("cannot ask the store what changed: {e:?}");
+                    return;
+                }
+            }
+        }
     }
 
     /// The progress so far.
@@ -182,9 +271,23 @@ impl Handler for Consumer {
     type Error = WorkerError;
 
     fn notified(&mut self, os: &mut dyn Os, channels: ChannelSet) -> Result<(), WorkerError> {
+        if channels.contains(self.store) {
+            self.on_store_notification(os);
+        }
         if channels.contains(self.ring_channel) {
             self.drain(os)?;
         }
         Ok(())
+    }
+}
+
+/// The watched peer's incarnation as the store has it.
+fn read_incarnation(os: &mut dyn Os, store: Channel, w: &Watched) -> Option<u64> {
+    let mut buf = [0u8; 8];
+    let got =
+        axolotl_store_api::buffered::get_from(os, store, w.monitor, w.peer.as_bytes(), &mut buf);
+    match got {
+        Ok(Some(8)) => Some(u64::from_le_bytes(buf)),
+        _ => None,
     }
 }

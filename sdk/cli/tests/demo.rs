@@ -429,3 +429,41 @@ fn inject_rejects_unknown_pds_and_kinds() {
         assert_eq!(p["restarts"], 0, "{p}");
     }
 }
+
+/// The monitor publishes every PD's incarnation; the store keeps it in the
+/// monitor's namespace; the consumer, which watches its producer there,
+/// hears of each restart, also after the store and the monitor themselves
+/// restarted.
+#[test]
+fn a_neighbour_learns_of_each_restart_through_the_store() {
+    let sys = Running::start("incarnations");
+    sys.wait_log("watching producer's incarnation (now 0)");
+    // Faults the producer for its `n`th restart; the consumer's words.
+    let restart_producer = |kind: &str, n: u64| {
+        std::thread::sleep(Duration::from_millis(1_100));
+        sys.inject("producer", kind);
+        sys.wait_restarted("producer", n);
+        sys.wait_log(&format!(
+            "producer restarted: it is at incarnation {n} (the store says so)"
+        ))
+    };
+    restart_producer("segv", 1);
+
+    // The store restarts: the watch and the monitor's namespace are in its
+    // journal, and it reads the board afresh; the producer's next restart
+    // still reaches the consumer. (A publication missed while the store
+    // was down: storage/store/tests/board.rs.)
+    sys.inject("store", "segv");
+    sys.wait_restarted("store", 1);
+    restart_producer("panic", 2);
+
+    // The monitor restarts; it still publishes, with the counts it kept.
+    sys.inject("guardian", "segv");
+    sys.wait_restarted("guardian", 1);
+    sys.wait_log("the monitor is back (restart #1)");
+    let log = restart_producer("segv", 3);
+    assert!(
+        !log.contains("notification on unexpected channel"),
+        "the board's channel reached the wrong end:\n{log}"
+    );
+}

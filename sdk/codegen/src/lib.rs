@@ -274,15 +274,15 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64, entries: &[Entries
         let (Some(region), Some(ch)) = (region_expr(system, pd, &r.region), mine) else {
             continue;
         };
-        let role = if r.producer == i {
-            "Producer"
+        let (role, peer) = if r.producer == i {
+            ("Producer", r.consumer)
         } else {
-            "Consumer"
+            ("Consumer", r.producer)
         };
         let _ = writeln!(
             w,
-            "    pub const {}: axolotl_sdk::config::RingConfig = axolotl_sdk::config::RingConfig {{ name: {:?}, region: {region}, channel: axolotl_sdk::Channel::new({ch}), slots: {}, role: axolotl_sdk::config::RingRole::{role} }};",
-            const_name(&r.name), r.name, r.slots
+            "    pub const {}: axolotl_sdk::config::RingConfig = axolotl_sdk::config::RingConfig {{ name: {:?}, peer: {:?}, region: {region}, channel: axolotl_sdk::Channel::new({ch}), slots: {}, role: axolotl_sdk::config::RingRole::{role} }};",
+            const_name(&r.name), r.name, system.pds[peer].name, r.slots
         );
     }
     let _ = writeln!(w, "}}");
@@ -506,6 +506,21 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64, entries: &[Entries
                 mine.id, client.name, reads.join(", ")
             );
         }
+        // The monitor's namespace, where the store keeps the incarnations
+        // the monitor publishes; the monitor never calls on its channel.
+        if let (Some(ch), Some(q), Some(m)) = (
+            system.publish_channel(),
+            axolotl_sysdesc::board_quota(system),
+            system.monitor(),
+        ) {
+            let [a, b] = &system.channels[ch].ends;
+            let mine = if a.pd == i { a } else { b };
+            let _ = writeln!(
+                w,
+                "    StoreClient {{ channel: Channel::new({}), namespace: {:?}, quota_bytes: {}, quota_keys: {}, buffer: None, reads: &[] }},",
+                mine.id, system.pds[m].name, q.bytes, q.keys
+            );
+        }
         if let Some(Role::Store { journal: j }) = &pd.role {
             if let Some(e) = region_expr(system, pd, j) {
                 journal = format!("Some({e})");
@@ -529,11 +544,31 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64, entries: &[Entries
         "/// (Store client) its value buffer, shared with the store.\npub const STORE_BUFFER: Option<Region> = {store_buffer};"
     );
     let mut monitor_state = "None".to_string();
-    if let Some(Role::Monitor { state: Some(r) }) = &pd.role {
+    if let Some(Role::Monitor { state: Some(r), .. }) = &pd.role {
         if let Some(e) = region_expr(system, pd, r) {
             monitor_state = format!("Some({e})");
         }
     }
+    // The incarnation board: the monitor writes it, the store reads it.
+    let (mut board, mut board_ch) = ("None".to_string(), "None".to_string());
+    if system.monitor() == Some(i) || store == Some(i) {
+        if let (Some(r), Some(ch)) = (system.publish_region(), system.publish_channel()) {
+            if let Some(e) = region_expr(system, pd, r) {
+                board = format!("Some({e})");
+            }
+            let [a, b] = &system.channels[ch].ends;
+            let mine = if a.pd == i { a } else { b };
+            board_ch = format!("Some(Channel::new({}))", mine.id);
+        }
+    }
+    let _ = writeln!(
+        w,
+        "/// (Monitor, store) the board where the monitor publishes each PD's incarnation (`axolotl_store_api::incarnations`).\npub const INCARNATIONS: Option<Region> = {board};"
+    );
+    let _ = writeln!(
+        w,
+        "/// (Monitor, store) the channel on which the monitor tells the store it published.\npub const INCARNATIONS_CHANNEL: Option<Channel> = {board_ch};"
+    );
     let _ = writeln!(
         w,
         "/// (Monitor) the region that keeps its own state across its restarts.\npub const MONITOR_STATE: Option<Region> = {monitor_state};"

@@ -319,6 +319,15 @@ impl Supervisor {
                 })
                 .collect();
             let produces = produced_rings(system, i);
+            // Supervision is the first channel to the parent, as in the
+            // generated `PARENT`; a later one (the monitor's board channel to
+            // the store) carries notifications the PD's handler must see.
+            let parent_channel = pd.parent.and_then(|p| {
+                system
+                    .channels_of(i)
+                    .find(|(_, _, peer)| peer.pd == p)
+                    .map(|(ci, _, _)| ci)
+            });
             let mut ends = Vec::new();
             for (ci, ch) in system.channels.iter().enumerate() {
                 for side in 0..2 {
@@ -337,7 +346,7 @@ impl Supervisor {
                         pp: me.pp,
                         notify: me.notify,
                         callee: peer.pp,
-                        parent: pd.parent == Some(peer.pd),
+                        parent: parent_channel == Some(ci),
                     });
                 }
             }

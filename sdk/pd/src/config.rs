@@ -80,6 +80,8 @@ pub enum RingRole {
 pub struct RingConfig {
     /// The ring's name in system.xml.
     pub name: &'static str,
+    /// The PD at the ring's other end.
+    pub peer: &'static str,
     /// The shared region that holds it.
     pub region: Region,
     /// The channel that carries its notifications.

@@ -6,6 +6,8 @@
 pub struct SharedBytes {
     base: *mut u8,
     len: usize,
+    /// Mapped writable: [`SharedBytes::copy_in`] refuses otherwise.
+    writable: bool,
 }
 
 // SAFETY: the area is plain memory a PD has mapped for its whole life; the
@@ -19,7 +21,25 @@ impl SharedBytes {
     /// `base..base + len` must stay mapped read-write for the life of the
     /// result. Other PDs may write it at any time.
     pub unsafe fn new(base: *mut u8, len: usize) -> SharedBytes {
-        SharedBytes { base, len }
+        SharedBytes {
+            base,
+            len,
+            writable: true,
+        }
+    }
+
+    /// The `len` bytes at `base`, mapped read-only: every
+    /// [`SharedBytes::copy_in`] fails.
+    ///
+    /// # Safety
+    /// `base..base + len` must stay mapped readable for the life of the
+    /// result. Other PDs may write it at any time.
+    pub unsafe fn read_only(base: *const u8, len: usize) -> SharedBytes {
+        SharedBytes {
+            base: base.cast_mut(),
+            len,
+            writable: false,
+        }
     }
 
     /// Its size in bytes.
@@ -50,11 +70,12 @@ impl SharedBytes {
     }
 
     /// Copies `data` to `offset`; `false` (and nothing copied) if that
-    /// range is not inside.
+    /// range is not inside, or the area is read-only.
     pub fn copy_in(&mut self, offset: usize, data: &[u8]) -> bool {
-        if offset
-            .checked_add(data.len())
-            .is_none_or(|end| end > self.len)
+        if !self.writable
+            || offset
+                .checked_add(data.len())
+                .is_none_or(|end| end > self.len)
         {
             return false;
         }
@@ -84,5 +105,10 @@ mod tests {
         assert!(!s.copy_out(13, &mut out));
         assert!(s.copy_out(12, &mut out));
         assert_eq!(&mem[4..8], b"abcd");
+        // SAFETY: as above.
+        let mut r = unsafe { SharedBytes::read_only(mem.as_ptr(), mem.len()) };
+        assert!(!r.copy_in(0, b"x"), "a read-only area takes no writes");
+        assert!(r.copy_out(4, &mut out));
+        assert_eq!(&out, b"abcd");
     }
 }

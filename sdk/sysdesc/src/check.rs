@@ -303,7 +303,13 @@ fn roles(s: &System, d: &mut Diags) {
                 ("the store", "journal", "journal"),
                 journal,
             ),
-            Role::Monitor { state: Some(state) } => {
+            Role::Monitor {
+                state: Some(state),
+                publish,
+            } => {
+                if let Some(r) = publish {
+                    publish_board(s, d, p, r);
+                }
                 own_region(
                     s,
                     d,
@@ -322,8 +328,135 @@ fn roles(s: &System, d: &mut Diags) {
                 }
             }
             Role::Warden => warden(s, d, p),
-            Role::Monitor { state: None } | Role::Timer => {}
+            Role::Monitor {
+                state: None,
+                publish,
+            } => {
+                if let Some(r) = publish {
+                    publish_board(s, d, p, r);
+                }
+            }
+            Role::Timer => {}
         }
+    }
+}
+
+/// Bytes of the monitor's incarnation board for `entries` PDs (its
+/// children and itself): a 24-byte header and 48 bytes an entry
+/// (`axolotl_store_api::incarnations`, whose size the monitor's tests
+/// check against this).
+pub fn incarnation_board_bytes(entries: usize) -> u64 {
+    24 + 48 * entries as u64
+}
+
+/// Longest PD name on the incarnation board (a store key).
+const MAX_BOARD_NAME: usize = 32;
+
+/// The names the monitor publishes: its children's and its own.
+fn board_names(s: &System, monitor: usize) -> impl Iterator<Item = &str> {
+    s.children_of(monitor)
+        .chain(core::iter::once(monitor))
+        .map(|i| s.pds[i].name.as_str())
+}
+
+/// The store's quota for the monitor's namespace, where the incarnations
+/// live: one key a PD, an 8-byte value each.
+pub fn board_quota(s: &System) -> Option<StateQuota> {
+    s.publish_region()?;
+    let m = s.monitor()?;
+    let (mut bytes, mut keys) = (0u32, 0u32);
+    for name in board_names(s, m) {
+        bytes += name.len() as u32 + 8;
+        keys += 1;
+    }
+    Some(StateQuota {
+        bytes,
+        keys,
+        ..StateQuota::default()
+    })
+}
+
+/// `<axolotl:monitor publish="REGION">`: the monitor maps the region
+/// read-write, the store read-only, no one else at all; it holds a board
+/// for every PD; a channel of their own tells the store of a publication.
+fn publish_board(s: &System, d: &mut Diags, p: &Pd, region: &str) {
+    let elem = format!("<axolotl:monitor> in {}", p.name);
+    let Some(r) = s.region(region) else {
+        d.at(
+            p.pos,
+            format!("{elem}: publish names no memory_region '{region}'"),
+        );
+        return;
+    };
+    let Some(store) = s.store() else {
+        d.at(
+            p.pos,
+            format!("{elem}: publish needs a state store (<axolotl:store>) to publish to"),
+        );
+        return;
+    };
+    fn maps<'a>(pd: &'a Pd, region: &str) -> Option<&'a Map> {
+        pd.maps.iter().find(|m| m.region == region)
+    }
+    if !maps(p, region).is_some_and(|m| m.perms.read && m.perms.write) {
+        d.at(
+            p.pos,
+            format!("{elem}: the monitor must map its board '{region}' read-write"),
+        );
+    }
+    let st = &s.pds[store];
+    match maps(st, region) {
+        None => d.at(
+            st.pos,
+            format!(
+                "{}: the store must map the monitor's board '{region}' (perms=\"r\")",
+                pd_label(st)
+            ),
+        ),
+        Some(m) if m.perms.write => d.at(
+            m.pos,
+            format!("<map mr=\"{region}\"> in {}: the store reads the monitor's board; map it perms=\"r\"", st.name),
+        ),
+        Some(_) => {}
+    }
+    for other in s
+        .pds
+        .iter()
+        .filter(|o| o.name != p.name && o.name != st.name)
+    {
+        if let Some(m) = maps(other, region) {
+            d.at(
+                m.pos,
+                format!(
+                    "<map mr=\"{region}\"> in {}: only the monitor and the store may map the monitor's board (watch incarnations through the store)",
+                    other.name
+                ),
+            );
+        }
+    }
+    let monitor = s.pd_index(&p.name).unwrap_or(0);
+    let n = board_names(s, monitor).count();
+    let need = incarnation_board_bytes(n);
+    if r.size < need {
+        d.at(
+            r.pos,
+            format!("<memory_region name=\"{region}\">: the monitor's board for {n} PDs needs {need:#x} bytes, this region has {:#x}", r.size),
+        );
+    }
+    for name in board_names(s, monitor).filter(|n| n.len() > MAX_BOARD_NAME) {
+        d.at(
+            p.pos,
+            format!("{elem}: the PD name '{name}' is longer than the {MAX_BOARD_NAME} bytes the board holds"),
+        );
+    }
+    if s.publish_channel().is_none() {
+        d.at(
+            p.pos,
+            format!(
+                "{elem}: publish needs a <channel> of its own between {} and {} (after their supervision channel, with no pp), on which the monitor tells the store it published",
+                p.name, st.name
+            ),
+        );
     }
 }
 
@@ -404,7 +537,8 @@ fn state_extras(s: &System, d: &mut Diags, client: &Pd, q: &StateQuota, store: u
         let calls_store = s
             .channels_of(i)
             .any(|(_, mine, peer)| peer.pd == store && mine.pp);
-        if !calls_store {
+        let publishes = s.monitor() == Some(i) && s.publish_region().is_some();
+        if !calls_store && !publishes {
             d.at(
                 q.pos,
                 format!("{elem}: read names {name}, which keeps no state in the store"),
@@ -565,6 +699,9 @@ fn store_quotas(s: &System, d: &mut Diags) {
                 ),
             }
         }
+    }
+    if let Some(q) = board_quota(s) {
+        total += quota_journal_bytes(&q);
     }
     let p = &s.pds[store];
     let Some(Role::Store { journal }) = &p.role else {

@@ -21,8 +21,8 @@ mod model;
 mod parse;
 
 pub use check::{
-    journal_room, monitor_state_bytes, quota_journal_bytes, JOURNAL_MAX_RECORD,
-    JOURNAL_RECORD_OVERHEAD, JOURNAL_SUPERBLOCK,
+    board_quota, incarnation_board_bytes, journal_room, monitor_state_bytes, quota_journal_bytes,
+    JOURNAL_MAX_RECORD, JOURNAL_RECORD_OVERHEAD, JOURNAL_SUPERBLOCK,
 };
 pub use diag::Diagnostic;
 pub use model::*;

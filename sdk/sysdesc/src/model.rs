@@ -86,11 +86,15 @@ pub struct Pd {
 /// An Axolotl role.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Role {
-    /// `<axolotl:monitor state="REGION"/>` (`state` optional).
+    /// `<axolotl:monitor state="REGION" publish="REGION"/>` (both
+    /// optional).
     Monitor {
         /// The region that keeps the monitor's own state across its
         /// restarts, if any.
         state: Option<String>,
+        /// The region where it publishes each PD's incarnation for the
+        /// store (`axolotl_store_api::incarnations`), if any.
+        publish: Option<String>,
     },
     /// `<axolotl:warden/>`: the root PD whose one job is to restart the
     /// monitor.
@@ -370,6 +374,31 @@ impl System {
     /// The state store PD.
     pub fn store(&self) -> Option<usize> {
         self.role_index(|r| matches!(r, Role::Store { .. }))
+    }
+
+    /// The region the monitor publishes incarnations on, if it does.
+    pub fn publish_region(&self) -> Option<&str> {
+        match &self.pds[self.monitor()?].role {
+            Some(Role::Monitor {
+                publish: Some(r), ..
+            }) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// The channel (its index) on which the monitor tells the store that
+    /// it published: the last channel between the two, if it is not their
+    /// supervision channel (the first, when the store is the monitor's
+    /// child) and neither end calls on it.
+    pub fn publish_channel(&self) -> Option<usize> {
+        let (m, st) = (self.monitor()?, self.store()?);
+        let between: Vec<_> = self
+            .channels_of(m)
+            .filter(|(_, _, peer)| peer.pd == st)
+            .collect();
+        let supervision = usize::from(self.pds[st].parent == Some(m));
+        let &(i, mine, peer) = between.get(supervision..)?.last()?;
+        (!mine.pp && !peer.pp).then_some(i)
     }
 
     /// The region named `name`.

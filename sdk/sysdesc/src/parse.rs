@@ -622,9 +622,10 @@ fn extension(cx: &mut Ctx, node: Node, pd: &mut Pd) {
     };
     match tag {
         "monitor" => {
-            cx.attrs(node, &["state"], &[]);
+            cx.attrs(node, &["state", "publish"], &[]);
             let state = cx.get(node, "state").map(str::to_string);
-            set_role(cx, Role::Monitor { state });
+            let publish = cx.get(node, "publish").map(str::to_string);
+            set_role(cx, Role::Monitor { state, publish });
         }
         "warden" => {
             cx.attrs(node, &[], &[]);

@@ -29,6 +29,7 @@
 pub mod buffered;
 mod client;
 mod error;
+pub mod incarnations;
 mod protocol;
 
 pub use client::{delete, get, get_u64, next, put, put_u64, retry, Mirror};

@@ -7,6 +7,7 @@ use axolotl_ring::shared::SharedBytes;
 use axolotl_sdk::config::StoreClient;
 use axolotl_sdk::{Channel, ChannelSet, Handler, Message, Os};
 use axolotl_store_api::buffered::{self, BufRequest};
+use axolotl_store_api::incarnations::{Board, BoardError};
 use axolotl_store_api::{entry_reply, value_reply, Key, Request, Status, Value};
 
 /// What the server has done since it started (this incarnation), for status.
@@ -30,6 +31,20 @@ pub struct Counters {
     pub batches: u64,
     /// Watches set.
     pub watches: u64,
+    /// Incarnations taken from the monitor's board that changed a value.
+    pub incarnations: u64,
+    /// Boards not believed (torn, scribbled, or refused by the quota).
+    pub bad_boards: u64,
+}
+
+/// The monitor's incarnation board, as the store reads it.
+struct BoardIn {
+    region: SharedBytes,
+    channel: Channel,
+    /// The monitor's namespace (a client index).
+    ns: usize,
+    /// Scratch for the board's copy.
+    buf: Vec<u8>,
 }
 
 /// The state store component.
@@ -40,6 +55,7 @@ pub struct StoreServer<M: Medium = &'static mut [u8]> {
     buffers: Vec<Option<SharedBytes>>,
     /// Scratch for what is copied out of a buffer before it is checked.
     scratch: Vec<u8>,
+    board: Option<BoardIn>,
 }
 
 impl StoreServer {
@@ -59,6 +75,76 @@ impl<M: Medium> StoreServer<M> {
             counters: Counters::default(),
             buffers: Vec::new(),
             scratch: Vec::new(),
+            board: None,
+        }
+    }
+
+    /// Reads the monitor's incarnation board in `region` (system.xml's
+    /// `<axolotl:monitor publish>`) whenever the monitor notifies
+    /// `channel`, and now: each PD's incarnation is kept in the monitor's
+    /// namespace (the client on `channel`), under the PD's name, so a
+    /// change fires the watches on it. A store that restarted catches up
+    /// here with what it missed. Without a client on `channel` the board
+    /// is ignored (and said so).
+    pub fn with_board(mut self, region: SharedBytes, channel: Channel) -> Self {
+        let clients = self.store.clients();
+        match clients.iter().position(|c| c.channel == channel) {
+            Some(ns) => {
+                let buf = alloc::vec![0u8; region.len()];
+                self.board = Some(BoardIn {
+                    region,
+                    channel,
+                    ns,
+                    buf,
+                });
+                self.sync_board();
+            }
+            None => log::warn!(
+                "store: no namespace for the monitor's board on channel {}",
+                channel.index()
+            ),
+        }
+        self
+    }
+
+    /// Takes what the board says into the monitor's namespace; how many
+    /// incarnations changed.
+    pub fn sync_board(&mut self) -> usize {
+        let Some(b) = &mut self.board else { return 0 };
+        let board = match Board::copy_from(&b.region, &mut b.buf) {
+            Ok(board) => board,
+            // Nothing published yet: the monitor has not started.
+            Err(BoardError::Empty) => return 0,
+            Err(e) => {
+                self.counters.bad_boards += 1;
+                log::warn!(
+                    "store: the monitor's board is not readable ({e:?}); waiting for the next one"
+                );
+                return 0;
+            }
+        };
+        let mut changed = 0;
+        for (name, incarnation) in board.iter() {
+            let value = incarnation.to_le_bytes();
+            if self.store.get(b.ns, name.as_bytes()) == Ok(&value[..]) {
+                continue;
+            }
+            match self.store.put(b.ns, name.as_bytes(), &value) {
+                Status::Ok => changed += 1,
+                refused => {
+                    self.counters.bad_boards += 1;
+                    log::warn!("store: cannot keep {name}'s incarnation: {refused}");
+                }
+            }
+        }
+        self.counters.incarnations += changed as u64;
+        changed
+    }
+
+    /// Sends the notifications of watched keys that changed.
+    pub fn notify_watchers(&mut self, os: &mut dyn Os) {
+        for ch in self.take_notifications() {
+            os.notify(ch);
         }
     }
 
@@ -294,12 +380,22 @@ impl<M: Medium> Handler for StoreServer<M> {
     /// Never fails: every problem is a status in the reply.
     type Error = core::convert::Infallible;
 
-    fn notified(&mut self, _os: &mut dyn Os, channels: ChannelSet) -> Result<(), Self::Error> {
-        self.counters.notifications += 1;
-        log::debug!(
-            "store: ignoring notifications on channels {:#x}",
-            channels.bits()
-        );
+    fn notified(&mut self, os: &mut dyn Os, channels: ChannelSet) -> Result<(), Self::Error> {
+        let mut channels = channels;
+        if let Some(ch) = self.board.as_ref().map(|b| b.channel) {
+            if channels.contains(ch) {
+                channels.remove(ch);
+                self.sync_board();
+                self.notify_watchers(os);
+            }
+        }
+        if !channels.is_empty() {
+            self.counters.notifications += 1;
+            log::debug!(
+                "store: ignoring notifications on channels {:#x}",
+                channels.bits()
+            );
+        }
         Ok(())
     }
 
@@ -310,9 +406,7 @@ impl<M: Medium> Handler for StoreServer<M> {
         msg: &Message,
     ) -> Result<Message, Self::Error> {
         let reply = self.handle(channel, msg);
-        for ch in self.take_notifications() {
-            os.notify(ch);
-        }
+        self.notify_watchers(os);
         Ok(reply)
     }
 }

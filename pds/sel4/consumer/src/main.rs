@@ -16,5 +16,6 @@ fn init() -> impl sel4_microkit::Handler {
         };
         let consumer = consumer.unwrap_or_else(|e| panic!("ring {}: {e:?}", ring.name));
         axolotl_demo_workers::Consumer::start(os, consumer, ring.channel, pd::STORE)
+            .watch_peer(os, pd::MONITOR_NAME, ring.peer)
     })
 }

@@ -7,6 +7,7 @@
 
 use axolotl_monitor::{Monitor, Watchdog};
 use axolotl_ring::bytes::{ByteReader, ByteWriter};
+use axolotl_ring::shared::SharedBytes;
 use axolotl_sdk::Instant;
 
 axolotl_sdk::include_pd!();
@@ -119,12 +120,22 @@ fn init() -> impl sel4_microkit::Handler {
             Some(r) => monitor.with_saved_state(os, unsafe { r.bytes_mut() }),
             None => monitor,
         };
-        match reader {
+        let monitor = match reader {
             Ok(r) => monitor.with_console(pd::NAME, CONSOLE, r),
             Err(e) => {
                 log::error!("no console input: {e:?}");
                 monitor
             }
+        };
+        match (pd::INCARNATIONS, pd::INCARNATIONS_CHANNEL) {
+            (Some(r), Some(ch)) => {
+                // SAFETY: Microkit maps the board read-write before init for
+                // the life of the PD; the store may read it at any time, so
+                // it is only ever written with volatile copies.
+                let board = unsafe { SharedBytes::new(r.ptr(), r.size) };
+                monitor.with_board(os, board, ch)
+            }
+            _ => monitor,
         }
     })
 }

@@ -11,5 +11,5 @@ mod wire;
 
 #[sel4_microkit::protection_domain(stack_size = 0x10000, heap_size = 0x40000)]
 fn init() -> impl sel4_microkit::Handler {
-    axolotl_sel4::adapt(axolotl_sel4::config!(), |_os| wire::component())
+    axolotl_sel4::adapt(axolotl_sel4::config!(), |os| wire::component(os))
 }
