@@ -205,9 +205,29 @@ pub fn entries_of(pd: &str, elf: &Path) -> Result<axolotl_codegen::Entries, Stri
     })
 }
 
-/// Where the image for `board`/`config` goes.
+/// Where the image of the shipped `system.xml` for `board`/`config` goes.
 pub fn out_dir(board: &str, config: &str) -> PathBuf {
     source_root().join("build").join(board).join(config)
+}
+
+/// Where the image of `system` goes: [`out_dir`] for a file called
+/// `system.xml`, else a directory named after the file too
+/// (`build/BOARD/CONFIG-STEM`), so that a second system (a benchmark's)
+/// never replaces the shipped one's image or build.
+pub fn out_dir_for(system: &Path, board: &str, config: &str) -> PathBuf {
+    match variant(system) {
+        None => out_dir(board, config),
+        Some(stem) => source_root()
+            .join("build")
+            .join(board)
+            .join(format!("{config}-{stem}")),
+    }
+}
+
+/// The name that sets `system`'s build apart, if it is not `system.xml`.
+fn variant(system: &Path) -> Option<String> {
+    let stem = system.file_stem()?.to_string_lossy().into_owned();
+    (stem != "system").then_some(stem)
 }
 
 /// Builds the image of `system` (a path) for `board` in `config`; returns
@@ -232,7 +252,7 @@ pub fn build(system: &Path, board: &str, config: &str) -> Result<PathBuf, String
 
     let root = source_root().canonicalize().map_err(|e| e.to_string())?;
     let ws = root.join("pds/sel4");
-    let out = out_dir(board, config);
+    let out = out_dir_for(&system, board, config);
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     std::fs::write(out.join("system.xml"), lowered).map_err(|e| e.to_string())?;
 
@@ -255,7 +275,10 @@ pub fn build(system: &Path, board: &str, config: &str) -> Result<PathBuf, String
     let steps = levels.len() + 2;
     eprintln!("[1/{steps}] finding rust-sel4's target specification for {arch}");
     let spec = target_spec(&ws, arch)?;
-    let target_dir = ws.join("target").join(format!("{board}-{config}"));
+    let target_dir = ws.join("target").join(match variant(&system) {
+        None => format!("{board}-{config}"),
+        Some(stem) => format!("{board}-{config}-{stem}"),
+    });
     let bin_dir = target_dir.join(format!("{arch}-sel4")).join("release");
 
     let program = |i: usize| -> Result<String, String> {

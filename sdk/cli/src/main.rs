@@ -6,6 +6,7 @@ mod image;
 mod net;
 mod qemu;
 mod soak;
+mod store_bench;
 
 use axolotl_host::status;
 use clap::{Parser, Subcommand};
@@ -158,6 +159,16 @@ enum Command {
     /// four minutes with the defaults. Example: `axolotl bench-recovery`,
     /// or `axolotl bench-recovery --board qemu_virt_aarch64 --samples 10`.
     BenchRecovery(bench::BenchArgs),
+    /// Measure the state store: put and get latency (median, p99) and the
+    /// commit rate, each against a baseline measured in the same run.
+    ///
+    /// On a QEMU board it boots storage/store-bench/store-bench.xml (the
+    /// store and a client that times puts, gets and PINGs of the same
+    /// words by protected call: the baseline is the call alone); on linux
+    /// it runs the store's request path against an fsync-free file append
+    /// (`cargo bench -p axolotl-store --bench store`, from the source tree).
+    /// Example: `axolotl bench-store --board qemu_virt_aarch64`.
+    BenchStore(store_bench::StoreBenchArgs),
     /// Inject a fault into a PD of a running system (a debug facility).
     ///
     /// KIND is one of: panic, segv (a null-pointer write), abort, hang (stops
@@ -232,6 +243,7 @@ fn main() -> ExitCode {
         Command::Soak(args) => soak::run(&args),
         Command::Campaign(args) => campaign::run(&args, &control_path(args.control.clone())),
         Command::BenchRecovery(args) => bench::run(&args),
+        Command::BenchStore(args) => store_bench::run(&args),
         Command::Inject {
             pd,
             kind,
@@ -433,7 +445,7 @@ fn boot(
         .map_err(|d| errors(&name, &d, Some(board)))?;
     let extra = net::qemu_args(&system, board, net)?;
     let img = if no_build {
-        let img = image::out_dir(board, config).join("loader.img");
+        let img = image::out_dir_for(Path::new(&name), board, config).join("loader.img");
         if !img.is_file() {
             return Err(format!(
                 "no image at {}: build it with `axolotl image --board {board} --config {config}`",

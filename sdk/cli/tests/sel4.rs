@@ -315,6 +315,12 @@ fn boot_and_recover(board: &'static str) {
         jobs.len() >= 2 && jobs[1] > 0,
         "{board}: the producer did not resume from the store: {jobs:?}"
     );
+    // The monitor published the restart; the consumer, which watches the
+    // producer's incarnation in the store, heard of it.
+    q.wait(
+        "producer restarted: it is at incarnation 1 (the store says so)",
+        30,
+    );
 
     eprintln!("--- {board}: endless loop in the timer (the watchdog's case)");
     q.inject("timer", "hang");
@@ -378,6 +384,14 @@ fn boot_and_recover(board: &'static str) {
         q.pd("consumer")["restarts"],
         before,
         "{board}: the restarted monitor lost its counts"
+    );
+    // It still publishes incarnations, counting on from the old one's.
+    let n = q.pd("producer")["restarts"].as_u64().unwrap_or(0) + 1;
+    q.inject("producer", "panic");
+    q.wait_running("producer", n);
+    q.wait(
+        &format!("producer restarted: it is at incarnation {n} (the store says so)"),
+        30,
     );
 
     // After all that, the consumer still counts: a later restart resumes
@@ -540,6 +554,40 @@ fn on_sel4_both_boards_boot_and_recover() {
         boot_and_recover(board);
     }
     soak("qemu_virt_aarch64");
+    store_bench("qemu_virt_aarch64");
+}
+
+/// `axolotl bench-store` on a board: the store's own image boots and its
+/// client reports put and get latency and the commit rate, each with the
+/// PING baseline of the same run and a ratio.
+fn store_bench(board: &str) {
+    let out = Command::new(axolotl())
+        .args(["bench-store", "--board", board, "--timeout", "300"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        out.status.success(),
+        "{board}: bench-store failed:\n{stdout}\n{stderr}"
+    );
+    eprintln!("{stdout}");
+    for what in ["put median / p99: ", "get median / p99: "] {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(what))
+            .unwrap_or_else(|| panic!("{board}: no '{what}' line:\n{stdout}"));
+        let numbers = numbers_after(line, what);
+        assert!(numbers.first().is_some_and(|&ns| ns > 0), "{board}: {line}");
+        assert!(
+            line.contains("baseline (PING): ") && line.contains("ratio "),
+            "{line}"
+        );
+    }
+    assert!(stdout.contains("commit rate: "), "{stdout}");
+    assert!(stdout.contains("store-bench: done"), "{stdout}");
 }
 
 /// A minute of `axolotl soak` on the image just built: byte-checked

@@ -10,7 +10,7 @@ use crate::protocol::{
     encode_get, encode_next, encode_put,
 };
 use crate::StoreError;
-use axolotl_sdk::{Channel, Os};
+use axolotl_sdk::{Channel, Message, Os};
 
 /// Stores `value` under `key` in this PD's namespace. The value is durable
 /// when this returns `Ok`.
@@ -69,6 +69,17 @@ pub fn next(
 /// Stores `value` under `key` as 8 little-endian bytes.
 pub fn put_u64(os: &mut dyn Os, store: Channel, key: &[u8], value: u64) -> Result<(), StoreError> {
     put(os, store, key, &value.to_le_bytes())
+}
+
+/// A PING carrying `msg`'s words (none, or as many as a request of the
+/// size to compare with): `Ok` once the store answered.
+pub fn ping(os: &mut dyn Os, store: Channel, words: &[u64]) -> Result<(), StoreError> {
+    let mut msg = Message::new(crate::PING);
+    for &w in words {
+        msg.push(w).map_err(|_| StoreError::TooLarge)?;
+    }
+    let reply = os.call(store, &msg)?;
+    crate::protocol::decode_put_reply(&reply)
 }
 
 /// Reads a value stored by [`put_u64`]; `None` if there is none,

@@ -11,6 +11,7 @@
 //! | `PUT`    | 1     | `key_len \| value_len << 16`, key bytes, value bytes |
 //! | `GET`    | 2     | `key_len`, key bytes                              |
 //! | `DELETE` | 3     | `key_len`, key bytes                              |
+//! | `PING`   | 11    | anything (ignored): answered `OK` at once         |
 //!
 //! Bytes are packed eight to a word, little-endian, zero-padded
 //! ([`Message::push_bytes`]); the value starts at the word after the key.
@@ -32,12 +33,12 @@ mod error;
 pub mod incarnations;
 mod protocol;
 
-pub use client::{delete, get, get_u64, next, put, put_u64, retry, Mirror};
+pub use client::{delete, get, get_u64, next, ping, put, put_u64, retry, Mirror};
 pub use error::StoreError;
 pub use protocol::{
     decode_delete_reply, decode_get_reply, decode_next_reply, decode_put_reply, encode_delete,
     encode_get, encode_next, encode_put, entry_reply, value_reply, Key, Request, Status, Value,
-    DELETE, GET, MAX_KEY_LEN, MAX_VALUE_LEN, NEXT, PUT,
+    DELETE, GET, MAX_KEY_LEN, MAX_VALUE_LEN, NEXT, PING, PUT,
 };
 
 #[cfg(test)]

@@ -12,6 +12,10 @@ pub const DELETE: u64 = 3;
 /// Label of a NEXT request: the first key after a given one (or the
 /// first of all), with its value; how a client lists its keys.
 pub const NEXT: u64 = 4;
+/// Label of a PING: answered [`Status::Ok`] at once, whatever words it
+/// carries, so it costs a protected call and nothing else (the baseline of
+/// the store's benchmark, and a liveness probe).
+pub const PING: u64 = 11;
 
 /// Longest key, in bytes (keys are never empty).
 pub const MAX_KEY_LEN: usize = 32;

@@ -35,6 +35,8 @@ pub struct Counters {
     pub incarnations: u64,
     /// Boards not believed (torn, scribbled, or refused by the quota).
     pub bad_boards: u64,
+    /// PINGs answered.
+    pub pings: u64,
 }
 
 /// The monitor's incarnation board, as the store reads it.
@@ -198,6 +200,10 @@ impl<M: Medium> StoreServer<M> {
             return self.reject(Status::UnknownClient);
         };
         let name = clients[client].namespace;
+        if msg.label() == axolotl_store_api::PING {
+            self.counters.pings += 1;
+            return Status::Ok.reply();
+        }
         if buffered::is_buffered(msg.label()) {
             let status = match BufRequest::decode(msg) {
                 Ok(request) => match self.buffered(client, request) {

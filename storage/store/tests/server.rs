@@ -257,3 +257,25 @@ fn a_client_lists_its_own_keys_in_order() {
     api::delete(&mut os, PRODUCER, b"b").unwrap();
     assert_eq!(list(&mut os, PRODUCER).len(), 4);
 }
+
+/// A PING is answered `OK` whatever it carries, changes nothing, and still
+/// needs a client's channel.
+#[test]
+fn a_ping_is_a_call_and_nothing_else() {
+    let server = Rc::new(RefCell::new(StoreServer::with_medium(
+        vec![0; 4096],
+        &CLIENTS,
+    )));
+    let mut os = os_for(server.clone(), Rc::new(RefCell::new(false)));
+    api::ping(&mut os, PRODUCER, &[]).unwrap();
+    let put = api::encode_put(b"k", b"value").unwrap();
+    api::ping(&mut os, PRODUCER, put.words()).unwrap();
+    assert_eq!(api::get(&mut os, PRODUCER, b"k", &mut [0; 8]), Ok(None));
+    assert_eq!(
+        api::ping(&mut os, Channel::new(9), &[]),
+        Err(StoreError::UnknownClient)
+    );
+    let c = server.borrow().counters();
+    assert_eq!((c.pings, c.puts, c.rejects), (2, 0, 1));
+    assert!(api::ping(&mut os, PRODUCER, &[0; MAX_MESSAGE_WORDS + 1]).is_err());
+}

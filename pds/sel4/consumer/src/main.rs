@@ -15,7 +15,10 @@ fn init() -> impl sel4_microkit::Handler {
             axolotl_ring::Consumer::attach(ring.region.ptr(), ring.region.size, ring.slots)
         };
         let consumer = consumer.unwrap_or_else(|e| panic!("ring {}: {e:?}", ring.name));
-        axolotl_demo_workers::Consumer::start(os, consumer, ring.channel, pd::STORE)
-            .watch_peer(os, pd::MONITOR_NAME, ring.peer)
+        axolotl_demo_workers::Consumer::start(os, consumer, ring.channel, pd::STORE).watch_peer(
+            os,
+            pd::MONITOR_NAME,
+            ring.peer,
+        )
     })
 }
