@@ -493,6 +493,35 @@ fn network(q: &Qemu) {
         );
     }
     assert_udp_echoed(p.udp, 3);
+    // Each came back with what it keeps in the store (not relearned).
+    for line in [
+        "neighbours known again from the store: 1",
+        "flows taken back from the store: ",
+        "app 0's UDP port 7 is back, from the store",
+    ] {
+        q.wait(line, 30);
+    }
+
+    // TCP: its apps' listening ports come back from the store, before any
+    // app listens again, with a new incarnation for its handles.
+    eprintln!("--- {board}: segv in TCP");
+    q.inject("tcp", "segv");
+    q.wait_running("tcp", 1);
+    for line in [
+        "app 1's TCP port 7 is back, from the store",
+        "app 0's TCP port 80 is back, from the store",
+        "TCP incarnation 2",
+    ] {
+        q.wait(line, 30);
+    }
+    let start = Instant::now();
+    while echo(p.echo, 256 << 10, 4).ok() != Some(pattern(4, 256 << 10)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{board}: TCP echo does not work after TCP restarted"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 
     // The echo app's connections end with it; the new one listens and
     // binds again.
@@ -513,7 +542,7 @@ fn network(q: &Qemu) {
     let body = page.split("\r\n\r\n").nth(1).unwrap_or("");
     let pds: Vec<Value> =
         serde_json::from_str(body).unwrap_or_else(|e| panic!("{board}: status page: {e}: {page}"));
-    for pd in ["nic", "ip", "filter", "udp", "http", "echo"] {
+    for pd in ["nic", "ip", "filter", "tcp", "udp", "http", "echo"] {
         let s = pds.iter().find(|s| s["name"] == pd);
         assert!(
             s.is_some_and(|s| s["state"] == "running" && s["restarts"] == 1),
