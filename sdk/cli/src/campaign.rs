@@ -37,6 +37,16 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How long to wait before asking the system's status again, when the
+/// last answer took `took`: a status answer is work for the system under
+/// test (on QEMU the monitor prints it over the serial console, at a
+/// priority above the network stack), so a slow answer is asked for less
+/// often: 10 ms on the host, where it takes about a millisecond; about
+/// 100 ms on QEMU, where it takes about 20.
+pub(crate) fn poll_pause(took: Duration) -> Duration {
+    (took * 5).clamp(Duration::from_millis(10), Duration::from_millis(250))
+}
+
 /// `axolotl campaign`'s options.
 #[derive(clap::Args, Clone, Debug)]
 pub struct CampaignArgs {
@@ -262,7 +272,10 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
             // once a stall would be over (restarted or not).
             let stall = soak::RUNS_ON.contains(&kind.as_str());
             let back = loop {
-                if let Ok(rows) = query(control) {
+                let asked = Instant::now();
+                let answer = query(control);
+                let pause = poll_pause(asked.elapsed());
+                if let Ok(rows) = answer {
                     let r = row(&rows, pd);
                     let restarts = r.map_or(0, |r| r.restarts);
                     let running = r.is_some_and(|r| r.state == "running");
@@ -274,7 +287,7 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
                 if started.elapsed() > bound {
                     break false;
                 }
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(pause);
             };
             if !back {
                 fail(
@@ -496,4 +509,17 @@ fn text(r: &Value) -> String {
         "FAILED\n"
     };
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_status_answer_is_asked_for_less_often() {
+        let ms = Duration::from_millis;
+        assert_eq!(poll_pause(Duration::from_micros(500)), ms(10));
+        assert_eq!(poll_pause(ms(20)), ms(100));
+        assert_eq!(poll_pause(ms(400)), ms(250));
+    }
 }

@@ -119,9 +119,12 @@ impl<M: Medium> StoreServer<M> {
             Err(BoardError::Empty) => return 0,
             Err(e) => {
                 self.counters.bad_boards += 1;
-                log::warn!(
-                    "store: the monitor's board is not readable ({e:?}); waiting for the next one"
-                );
+                if self.counters.bad_boards.is_power_of_two() {
+                    log::warn!(
+                        "store: the monitor's board is not readable ({e:?}, {} times); waiting for the next one",
+                        self.counters.bad_boards
+                    );
+                }
                 return 0;
             }
         };
@@ -134,8 +137,12 @@ impl<M: Medium> StoreServer<M> {
             match self.store.put(b.ns, name.as_bytes(), &value) {
                 Status::Ok => changed += 1,
                 refused => {
+                    // Counted and logged sparingly: a scribbling monitor
+                    // must not flood the log.
                     self.counters.bad_boards += 1;
-                    log::warn!("store: cannot keep {name}'s incarnation: {refused}");
+                    if self.counters.bad_boards.is_power_of_two() {
+                        log::warn!("store: cannot keep {name}'s incarnation: {refused}");
+                    }
                 }
             }
         }
