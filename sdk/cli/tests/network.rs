@@ -6,6 +6,7 @@ mod common;
 
 use common::net::{
     assert_echoed, assert_udp_echoed, connect, discard, echo, http_get, start_serving, status_json,
+    wait_echoed,
 };
 use common::pattern;
 use std::io::{Read, Write};
@@ -244,14 +245,14 @@ fn a_restarted_echo_app_resets_its_connections_and_serves_new_ones() {
         );
     }
     // The new app listens and binds again: TCP and UDP echo work.
-    let start = Instant::now();
-    while echo(p.echo, 1 << 20, 9).ok() != Some(pattern(9, 1 << 20)) {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "TCP echo does not work after the echo app restarted"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_echoed(
+        p.echo,
+        1 << 20,
+        9,
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        "TCP echo does not work after the echo app restarted",
+    );
     assert_udp_echoed(p.udp, 5);
     let pds = status_json(p.http);
     let st = pds.iter().find(|p| p["name"] == "echo").unwrap();

@@ -15,7 +15,9 @@
 
 mod common;
 
-use common::net::{assert_echoed, assert_udp_echoed, discard, echo, http_get, status_json, Ports};
+use common::net::{
+    assert_echoed, assert_udp_echoed, discard, echo, http_get, status_json, wait_echoed, Ports,
+};
 use common::{axolotl, pattern, root};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -587,28 +589,28 @@ fn network(q: &Qemu) {
     ] {
         q.wait(line, 30);
     }
-    let start = Instant::now();
-    while echo(p.echo, 256 << 10, 4).ok() != Some(pattern(4, 256 << 10)) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{board}: TCP echo does not work after TCP restarted"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_echoed(
+        p.echo,
+        256 << 10,
+        4,
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        &format!("{board}: TCP echo does not work after TCP restarted"),
+    );
 
     // The echo app's connections end with it; the new one listens and
     // binds again.
     eprintln!("--- {board}: segv in the echo app");
     q.inject("echo", "segv");
     q.wait_running("echo", 1);
-    let start = Instant::now();
-    while echo(p.echo, 256 << 10, 5).ok() != Some(pattern(5, 256 << 10)) {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{board}: TCP echo does not work after the echo app restarted"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_echoed(
+        p.echo,
+        256 << 10,
+        5,
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        &format!("{board}: TCP echo does not work after the echo app restarted"),
+    );
     assert_udp_echoed(p.udp, 3);
 
     let page = retry_get(q, "/status.json");

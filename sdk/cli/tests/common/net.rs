@@ -81,6 +81,17 @@ pub fn assert_echoed(port: u16, n: usize, seed: u64) {
     );
 }
 
+/// Tries a TCP echo of `n` bytes on `port` until one comes back exact
+/// (after a restart, while the service comes back), every `pause`; panics
+/// with `what` if none did within `within`.
+pub fn wait_echoed(port: u16, n: usize, seed: u64, within: Duration, pause: Duration, what: &str) {
+    let start = std::time::Instant::now();
+    while echo(port, n, seed).ok() != Some(pattern(seed, n)) {
+        assert!(start.elapsed() < within, "{what}");
+        std::thread::sleep(pause);
+    }
+}
+
 pub fn http_get(port: u16, path: &str) -> String {
     let mut s = connect(port);
     write!(s, "GET {path} HTTP/1.1\r\nHost: axolotl\r\n\r\n").unwrap();
