@@ -242,7 +242,58 @@ fn untangle(text: &str) -> String {
         rest = after.strip_prefix('\n').unwrap_or(after);
     }
     out.push_str(rest);
-    out
+    rejoin(&out)
+}
+
+/// Where a PD's log line starts inside `line` after its first byte
+/// (`NAME` padded to 10, then the level), if another line was printed into it.
+fn inner_start(line: &str) -> Option<usize> {
+    let pds = PDS.iter().chain(["bench"].iter());
+    let mut best: Option<usize> = None;
+    for pd in pds {
+        for level in ["INFO  ", "WARN  ", "ERROR ", "DEBUG ", "TRACE "] {
+            let prefix = format!("{pd:<10}{level}");
+            if let Some(k) = line.get(1..).and_then(|l| l.find(&prefix)) {
+                best = Some(best.map_or(k + 1, |b: usize| b.min(k + 1)));
+            }
+        }
+    }
+    best
+}
+
+/// Puts back together a line another whole line was printed into: the
+/// inserted line becomes a line of its own, and the next line (the rest,
+/// which starts with no PD's name) is joined to the first part.
+fn rejoin(text: &str) -> String {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        match (inner_start(line), lines.get(i + 1)) {
+            (Some(k), Some(next)) if inner_start(&format!("x{next}")) != Some(1) => {
+                out.push(format!("{}{next}", &line[..k]));
+                out.push(line[k..].to_string());
+                i += 2;
+            }
+            _ => {
+                out.push(line.to_string());
+                i += 1;
+            }
+        }
+    }
+    out.join("\n")
+}
+
+#[test]
+fn a_line_printed_into_another_is_put_back() {
+    let text = "consumer  INFO  cproducer  INFO  the consumer (re)attached\nonsumer resumed at count 692\nnext  INFO  x";
+    assert_eq!(
+        rejoin(text),
+        "consumer  INFO  consumer resumed at count 692\nproducer  INFO  the consumer (re)attached\nnext  INFO  x"
+    );
+    let plain = "consumer  INFO  a\nproducer  INFO  b";
+    assert_eq!(rejoin(plain), plain);
 }
 
 /// Whether `needle`'s characters appear in `text` in order, within a span
