@@ -78,6 +78,8 @@ pub struct ChildState {
     history: History,
     ping_sent: Option<Instant>,
     last_ping: Instant,
+    /// Starved by a silent PD above it at the last tick.
+    starved: bool,
 }
 
 /// Why the monitor could not do something. Logged by the runtime.
@@ -170,6 +172,7 @@ impl<W: Watchdog> Monitor<W> {
                 stalled_until: None,
                 history,
                 ping_sent: None,
+                starved: false,
                 last_ping: now,
             });
         }
@@ -484,6 +487,11 @@ impl<W: Watchdog> Monitor<W> {
             let cfg = self.children[i];
             let starved = starved[i];
             let st = &mut self.states[i];
+            // The first tick after a starvation ends starts its window
+            // afresh: it may have been pinged long ago, and it must catch
+            // up with what piled up while it could not run.
+            let fed_again = st.starved && !starved;
+            st.starved = starved;
             match st.phase {
                 Phase::Waiting { at, fault_at } if at <= now => {
                     self.restart(os, i, now, fault_at);
@@ -494,6 +502,7 @@ impl<W: Watchdog> Monitor<W> {
                     };
                     let period_ns = hb.period_ms.saturating_mul(NS_PER_MS);
                     match st.ping_sent {
+                        Some(_) if fed_again => st.ping_sent = Some(now),
                         Some(sent)
                             if now.nanos_since(sent)
                                 >= period_ns.saturating_mul(u64::from(hb.misses))

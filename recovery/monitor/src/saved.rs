@@ -361,6 +361,7 @@ fn decode_child(b: &[u8], fresh: &ChildState) -> Option<(ChildState, usize)> {
         stalled_until: None,
         history,
         ping_sent: None,
+        starved: false,
         last_ping: fresh.last_ping,
     };
     Some((st, RECORD + 8 * n))

@@ -409,6 +409,52 @@ fn a_child_starved_by_a_hung_higher_one_is_not_blamed() {
     assert!(restarted);
 }
 
+#[test]
+fn a_starved_child_gets_its_full_time_from_when_the_hung_one_is_back() {
+    let mut os = MockOs::new();
+    let mut m: Monitor = Monitor::init(&mut os, &TWO, Some(TIMER_CH), None, None);
+    up(&mut m, &mut os, LOW_CH);
+    up(&mut m, &mut os, HIGH_CH);
+    os.advance_ms(2_000);
+    // As above: the low one is pinged, the high one a tick later, and the
+    // high one loops until it is restarted.
+    tick(&mut m, &mut os, 0);
+    m.on_child_signal(&mut os, 1);
+    tick(&mut m, &mut os, 100);
+    os.take();
+    for _ in 0..3 {
+        tick(&mut m, &mut os, 100);
+    }
+    assert_eq!(os.take(), vec![Event::Restart(HIGH)]);
+    // Its start-up is slow (a store reading its journal): the low one
+    // stays starved meanwhile, for longer than its own three periods.
+    for _ in 0..4 {
+        tick(&mut m, &mut os, 100);
+    }
+    // The high one is up just before the next tick; the low one, with a
+    // backlog to work through, answers two periods later.
+    os.advance_ms(90);
+    up(&mut m, &mut os, HIGH_CH);
+    tick(&mut m, &mut os, 10);
+    m.on_child_signal(&mut os, 1);
+    tick(&mut m, &mut os, 100);
+    m.on_child_signal(&mut os, 1);
+    os.advance_ms(50);
+    m.on_child_signal(&mut os, 0);
+    tick(&mut m, &mut os, 50);
+    for _ in 0..5 {
+        m.on_child_signal(&mut os, 0);
+        m.on_child_signal(&mut os, 1);
+        tick(&mut m, &mut os, 100);
+    }
+    assert!(
+        !os.take().contains(&Event::Restart(LOW)),
+        "the low one was blamed for the high one's hang"
+    );
+    assert_eq!(m.state("low").unwrap().restarts, 0);
+    assert_eq!(m.state("low").unwrap().phase, Phase::Running);
+}
+
 static TWO_HIGH_FIRST: [SupervisedChild; 2] = [TWO[1], TWO[0]];
 
 #[test]
