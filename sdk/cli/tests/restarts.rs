@@ -5,7 +5,7 @@
 //!
 //! `AXOLOTL_RESTARTS` sets the restarts per PD (default 20, what CI runs;
 //! the record is `AXOLOTL_RESTARTS=1000 cargo test -p axolotl-cli --test
-//! restarts -- --nocapture`, about half an hour).
+//! restarts -- --nocapture`, about 7 minutes on 2 cores; see net/README.md).
 
 mod common;
 
