@@ -578,7 +578,16 @@ impl<W: Watchdog> Monitor<W> {
         let me = self.children[i].priority;
         self.children.iter().zip(self.states.iter()).any(|(c, s)| {
             let silent = match s.phase {
-                Phase::Running => s.ping_sent.is_some_and(|sent| now.nanos_since(sent) > 0),
+                // Silent for a whole heartbeat period at least: a ping
+                // not answered yet within a tick or two is no starvation
+                // (a starvation ending starts the windows below afresh,
+                // so a twitchy judgement would spare a hung PD for ever).
+                Phase::Running => s.ping_sent.is_some_and(|sent| {
+                    let period = c
+                        .heartbeat
+                        .map_or(0, |h| h.period_ms.saturating_mul(NS_PER_MS));
+                    now.nanos_since(sent) >= period.max(1)
+                }),
                 // Restarted after a fault and not up yet: still running its
                 // start-up, above the ones it starved.
                 Phase::Starting { fault_at, .. } => fault_at.is_some(),

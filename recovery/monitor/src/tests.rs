@@ -455,6 +455,41 @@ fn a_starved_child_gets_its_full_time_from_when_the_hung_one_is_back() {
     assert_eq!(m.state("low").unwrap().phase, Phase::Running);
 }
 
+#[test]
+fn a_hung_child_is_blamed_though_the_one_above_answers_a_little_late() {
+    let mut os = MockOs::new();
+    let mut m: Monitor = Monitor::init(&mut os, &TWO, Some(TIMER_CH), None, None);
+    up(&mut m, &mut os, LOW_CH);
+    up(&mut m, &mut os, HIGH_CH);
+    os.advance_ms(2_000);
+    // Ticks every 20 ms; the high one answers each ping two ticks late
+    // (slow, not hung); the low one loops from the start.
+    let mut answer_in: Option<u32> = None;
+    let mut blamed_after = None;
+    for n in 0..100 {
+        tick(&mut m, &mut os, 20);
+        match answer_in {
+            Some(0) => {
+                m.on_child_signal(&mut os, 1);
+                answer_in = None;
+            }
+            Some(k) => answer_in = Some(k - 1),
+            None => {}
+        }
+        let events = os.take();
+        if events.contains(&Event::Notify(HIGH_CH)) {
+            answer_in = Some(1);
+        }
+        if events.contains(&Event::Restart(LOW)) {
+            blamed_after = Some(n * 20);
+            break;
+        }
+    }
+    let ms = blamed_after.expect("the hung low one was never blamed");
+    assert!(ms <= 600, "blamed only after {ms} ms");
+    assert_eq!(m.state("high").unwrap().restarts, 0);
+}
+
 static TWO_HIGH_FIRST: [SupervisedChild; 2] = [TWO[1], TWO[0]];
 
 #[test]

@@ -26,6 +26,10 @@ pub struct NetArgs {
     /// and tcp:8080:80 (host ports on 127.0.0.1).
     #[arg(long = "forward", value_name = "SPEC")]
     pub forwards: Vec<String>,
+    /// (axolotl qemu) Writes every frame the NIC sends or receives to FILE,
+    /// in pcap format (QEMU's filter-dump): for Wireshark or `tcpdump -r`.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<std::path::PathBuf>,
 }
 
 /// Whether the system has a NIC driver: a PD with an interrupt named
@@ -143,18 +147,30 @@ pub fn qemu_args(system: &System, board: &str, args: &NetArgs) -> Result<Vec<Str
             m[0], m[1], m[2], m[3], m[4], m[5]
         )
     });
-    Ok(vec![
+    let mut out = vec![
         "-netdev".into(),
         backend,
         "-device".into(),
         format!("{device}{}", mac.unwrap_or_default()),
-    ])
+    ];
+    if let Some(file) = &args.pcap {
+        println!("axolotl: network: every frame goes to {}", file.display());
+        out.push("-object".into());
+        out.push(format!(
+            "filter-dump,id=dump0,netdev=net0,file={}",
+            file.display()
+        ));
+    }
+    Ok(out)
 }
 
 /// Sets up the host end of the system's network before the PDs start,
 /// and prints where it can be reached. Returns what the supervisor must
 /// watch beside the PDs: the gateway, with `--net user`.
 pub fn start(system: &System, args: &NetArgs, control: &Path) -> Result<Vec<Service>, String> {
+    if args.pcap.is_some() {
+        return Err("--pcap: only under `axolotl qemu` (on the host, run tcpdump on the TAP device or the loopback)".into());
+    }
     if !has_nic(system) {
         return Ok(Vec::new());
     }
