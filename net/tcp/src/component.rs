@@ -2,11 +2,12 @@
 //! socket interface (`axolotl-socket`) over a pair of links per app, and
 //! runs as the `Transport` of the generic transport PD.
 
+use crate::leftover::ConnBook;
 use crate::{ClientIo, Event, Handle, TcpService};
 use alloc::vec::Vec;
 use axolotl_netqueue::component::Transport;
 use axolotl_netqueue::ports::{claim, Kept};
-use axolotl_sdk::{Channel, Os};
+use axolotl_sdk::{Channel, Instant, Os};
 use axolotl_socket::{decode, Msg};
 
 pub use axolotl_socket::AppLinks;
@@ -36,7 +37,16 @@ pub struct TcpWithApps {
     /// The listening ports, kept in the store if there is one; answers to
     /// listens go out once the port is kept.
     kept: Kept<Msg<'static>>,
+    /// The open connections, kept in the store if there is one.
+    book: Option<ConnBook>,
+    /// Connections accepted when the book was last brought up to date.
+    accepted_kept: u64,
+    last_kept: Instant,
 }
+
+/// The book is brought up to date at once when a connection was accepted
+/// (a restart right after must find it), and this often for the ends.
+const KEEP_CONNECTIONS_NS: u64 = 200_000_000;
 
 struct LinkIo<'a>(&'a mut [App]);
 
@@ -75,6 +85,9 @@ impl TcpWithApps {
                 .collect(),
             greeted: false,
             kept: Kept::nowhere(),
+            book: None,
+            accepted_kept: 0,
+            last_kept: Instant(0),
         }
     }
 
@@ -98,7 +111,31 @@ impl TcpWithApps {
         }
         self.svc.set_incarnation(n as u8);
         log::info!("TCP incarnation {n}");
+        let (book, left) = ConnBook::open(os, store);
+        if !left.is_empty() {
+            log::info!(
+                "{} connections of TCP's earlier incarnation: their peers are told to reset them",
+                left.len()
+            );
+            self.svc.provoke(left);
+        }
+        self.book = Some(book);
         self
+    }
+
+    /// Brings the store's list of open connections up to date: at once
+    /// after a connection was accepted, and every
+    /// [`KEEP_CONNECTIONS_NS`] for those that ended.
+    fn keep_connections(&mut self, os: &mut dyn Os) {
+        let Some(book) = &mut self.book else { return };
+        let accepted = self.svc.stats().accepted;
+        let now = os.now();
+        if accepted == self.accepted_kept && now.nanos_since(self.last_kept) < KEEP_CONNECTIONS_NS {
+            return;
+        }
+        book.keep(os, &self.svc.connections());
+        self.accepted_kept = accepted;
+        self.last_kept = now;
     }
 
     /// Takes what the apps asked for.
@@ -189,6 +226,7 @@ impl Transport for TcpWithApps {
     }
 
     fn after(&mut self, os: &mut dyn Os) -> bool {
+        self.keep_connections(os);
         // Answers to the apps' ports once those are kept.
         let apps = &mut self.apps;
         self.kept.keep(os, &self.svc, |k, m| {

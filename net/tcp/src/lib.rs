@@ -18,6 +18,9 @@
 
 extern crate alloc;
 
+pub mod leftover;
+pub mod reannounce;
+
 use alloc::vec;
 use alloc::vec::Vec;
 use axolotl_netqueue::{instant, Queues};
@@ -132,6 +135,11 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Bytes sent by the apps.
     pub bytes_out: u64,
+    /// Rounds of window updates sent again (see [`reannounce`]).
+    pub window_resends: u64,
+    /// Peers of an earlier incarnation's connections told to reset them
+    /// (see [`leftover`]).
+    pub provoked: u64,
 }
 
 struct Slot {
@@ -160,6 +168,10 @@ pub struct TcpService {
     stats: Stats,
     /// This incarnation's number (low 8 bits), in every handle.
     incarnation: u8,
+    reannounce: reannounce::Reannounce,
+    /// An earlier incarnation's connections whose peers are still to be
+    /// told (see [`leftover`]).
+    leftovers: Vec<leftover::Ends>,
 }
 
 impl TcpService {
@@ -182,6 +194,8 @@ impl TcpService {
             owed_closed: Vec::new(),
             stats: Stats::default(),
             incarnation: 0,
+            reannounce: reannounce::Reannounce::new(),
+            leftovers: Vec::new(),
         };
         for l in listens {
             svc.add_listen(*l);
@@ -351,6 +365,7 @@ impl TcpService {
             packets_in: self.dev.pushed(),
             dropped_in: self.dev.dropped(),
             packets_out: self.dev.sent(),
+            window_resends: self.reannounce.resent(),
             ..self.stats
         }
     }
@@ -382,6 +397,7 @@ impl TcpService {
         if let Some(syn) = parse_syn(packet) {
             self.note_syn(syn);
         }
+        self.reannounce.incoming(packet);
         self.dev.push(packet);
     }
 
@@ -433,9 +449,40 @@ impl TcpService {
         self.poll_with(now_ns, out, &mut NoClients)
     }
 
+    /// The ends of every connection open now (from the first SYN answered
+    /// to the last FIN acknowledged; not those in TIME-WAIT, which need
+    /// nothing of their peers).
+    pub fn connections(&self) -> Vec<leftover::Ends> {
+        use smoltcp::wire::IpAddress;
+        let mut open = Vec::new();
+        for slot in self.slots.iter().filter(|s| !s.retired) {
+            let s = self.sockets.get::<tcp::Socket>(slot.handle);
+            if !s.is_active() || s.state() == tcp::State::TimeWait {
+                continue;
+            }
+            if let (Some(l), Some(r)) = (s.local_endpoint(), s.remote_endpoint()) {
+                let (IpAddress::Ipv4(la), IpAddress::Ipv4(ra)) = (l.addr, r.addr);
+                open.push(leftover::ends((la.octets(), l.port), (ra.octets(), r.port)));
+            }
+        }
+        open
+    }
+
+    /// Tells the peers of `left`, connections an earlier incarnation had
+    /// open, to reset them (on the next poll; see [`leftover`]).
+    pub fn provoke(&mut self, left: Vec<leftover::Ends>) {
+        self.leftovers = left;
+    }
+
     /// Runs TCP and the apps at `now_ns`; every packet to send goes to
     /// `out`, every event for an app PD to `io`.
     pub fn poll_with(&mut self, now_ns: u64, out: &mut dyn FnMut(&[u8]), io: &mut dyn ClientIo) {
+        for e in core::mem::take(&mut self.leftovers) {
+            for p in leftover::provoking_acks(&e) {
+                out(&p);
+            }
+            self.stats.provoked += 1;
+        }
         let now = instant(now_ns);
         // Until nothing moves: packets in, apps, packets out.
         for _ in 0..256 {
@@ -444,11 +491,16 @@ impl TcpService {
             self.relisten();
             // smoltcp sends at most one packet per socket per poll: go on
             // while anything leaves.
-            let sent = self.dev.send_to(out);
+            let reannounce = &mut self.reannounce;
+            let sent = self.dev.send_to(&mut |p| {
+                reannounce.outgoing(p, now_ns);
+                out(p);
+            });
             if !moved && !sent && !self.dev.has_input() {
                 break;
             }
         }
+        self.reannounce.resend(now_ns, out);
     }
 
     /// Runs the apps once; whether any byte moved.
@@ -548,9 +600,14 @@ impl TcpService {
     /// ACKs, keep-alive), in nanoseconds; `None` if only a packet can
     /// make work.
     pub fn poll_at(&mut self, now_ns: u64) -> Option<u64> {
-        self.iface
+        let tcp = self
+            .iface
             .poll_at(instant(now_ns), &self.sockets)
-            .map(|t| (t.total_micros().max(0) as u64).saturating_mul(1_000))
+            .map(|t| (t.total_micros().max(0) as u64).saturating_mul(1_000));
+        match (tcp, self.reannounce.poll_at()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 

@@ -797,3 +797,115 @@ fn a_restarted_apps_connections_are_reset_even_when_it_listens_again_at_once() {
         tcp::State::Established
     );
 }
+
+/// The window of a pure ACK TCP sent, if `p` is one.
+fn pure_ack_window(p: &[u8]) -> Option<u16> {
+    let ip = Ipv4Packet::new_checked(p).ok()?;
+    let tcp = TcpPacket::new_checked(ip.payload()).ok()?;
+    (tcp.ack() && !tcp.syn() && !tcp.fin() && !tcp.rst() && tcp.payload().is_empty())
+        .then(|| tcp.window_len())
+}
+
+/// A window update lost on the way (a PD on the path restarted with it)
+/// would leave a peer that waits for the window silent until its persist
+/// timer fires (5 s and more on BSD-derived stacks): TCP sends it again.
+#[test]
+fn a_lost_window_update_is_sent_again() {
+    let (mut svc, mut peer, mut app) = app_0_on_port_7();
+    let h = peer.connect(7, 52000);
+    let mut t = 0;
+    while peer.sockets.get::<tcp::Socket>(h).state() != tcp::State::Established {
+        t += 1;
+        assert!(t < 500, "no connection");
+        step_app(&mut svc, &mut peer, &mut app, t);
+    }
+    // The app stops reading; the peer fills the window and more.
+    app.room = false;
+    let data = pattern(100_000, 9);
+    let mut off = 0;
+    let mut shut = false;
+    for _ in 0..3_000 {
+        t += 1;
+        let s = peer.sockets.get_mut::<tcp::Socket>(h);
+        if s.can_send() && off < data.len() {
+            off += s.send_slice(&data[off..]).unwrap();
+        }
+        let now = Instant::from_millis(t as i64);
+        peer.iface.poll(now, &mut peer.dev, &mut peer.sockets);
+        let mut sent = Vec::new();
+        peer.dev.send_to(&mut |p| sent.push(p.to_vec()));
+        for p in sent {
+            svc.input(&p);
+        }
+        let mut back = Vec::new();
+        svc.poll_with(t * 1_000_000, &mut |p| back.push(p.to_vec()), &mut app);
+        for p in back {
+            shut |= pure_ack_window(&p) == Some(0);
+            peer.dev.push(&p);
+        }
+        if shut {
+            break;
+        }
+    }
+    assert!(shut, "the window never shut");
+    // The app reads again: the window opens, and that update is lost. The
+    // peer says nothing more (it waits for its persist timer).
+    app.room = true;
+    t += 1;
+    let mut update = None;
+    svc.poll_with(
+        t * 1_000_000,
+        &mut |p| {
+            if pure_ack_window(p).is_some_and(|w| w > 0) {
+                update = Some(p.to_vec());
+            }
+        },
+        &mut app,
+    );
+    let update = update.expect("no window update when the app read");
+    let lost_at = t;
+    let due = svc.poll_at(t * 1_000_000).expect("nothing due");
+    assert!(due <= (lost_at + 200) * 1_000_000, "due only at {due} ns");
+    let mut again = Vec::new();
+    for _ in 0..1_000 {
+        t += 1;
+        svc.poll_with(
+            t * 1_000_000,
+            &mut |p| {
+                if p == &update[..] {
+                    again.push(t);
+                }
+            },
+            &mut app,
+        );
+    }
+    assert!(
+        !again.is_empty(),
+        "the lost window update was never sent again"
+    );
+    assert!(
+        again[0] >= lost_at + 200 && again[0] <= lost_at + 250,
+        "{again:?}"
+    );
+    assert!(svc.stats().window_resends >= 1);
+    // Delivered at last, it lets the peer send the rest.
+    peer.dev.push(&update);
+    let mut got = 0usize;
+    for _ in 0..5_000 {
+        t += 1;
+        let s = peer.sockets.get_mut::<tcp::Socket>(h);
+        if s.can_send() && off < data.len() {
+            off += s.send_slice(&data[off..]).unwrap();
+        }
+        step_app(&mut svc, &mut peer, &mut app, t);
+        got = app.events.iter().filter(|e| e.0 == 2).count();
+        if off == data.len() && peer.sockets.get::<tcp::Socket>(h).send_queue() == 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        off,
+        data.len(),
+        "the peer could not send the rest ({got} data events)"
+    );
+}

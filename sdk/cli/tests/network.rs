@@ -227,6 +227,60 @@ fn a_restarted_tcp_resets_its_connections_and_serves_new_ones() {
     );
 }
 
+/// A client that waits for a reply, with nothing of its own
+/// unacknowledged, hears nothing from a restarted TCP that forgot its
+/// connection: without more it would hang until a timeout of its own. The
+/// new TCP finds the connection's ends in the store and makes the client's
+/// end reset it at once.
+#[test]
+fn a_client_waiting_on_a_connection_tcp_forgot_is_reset_at_once() {
+    let (sys, p) = start_serving("net-tcp-leftover");
+    let mut idle = Vec::new();
+    for n in 0..3u64 {
+        let mut s = connect(p.echo);
+        // A round trip first: the connection is open at both ends, and
+        // everything the client sent was acknowledged.
+        s.write_all(&pattern(n, 100)).unwrap();
+        let mut back = vec![0u8; 100];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(back, pattern(n, 100));
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        idle.push(s);
+    }
+    // The connections' keys reach the store within a round.
+    std::thread::sleep(Duration::from_millis(500));
+    sys.inject("tcp", "segv");
+    sys.wait_restarted("tcp", 1);
+    sys.wait_log("3 connections of TCP's earlier incarnation");
+    let restarted = Instant::now();
+    for mut s in idle {
+        let mut buf = [0u8; 16];
+        match s.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!(
+                "the waiting client was not reset: {other:?} after {:?}\n{}",
+                restarted.elapsed(),
+                sys.log()
+            ),
+        }
+        assert!(
+            restarted.elapsed() < Duration::from_secs(3),
+            "reset only after {:?}",
+            restarted.elapsed()
+        );
+    }
+    // And the port serves new connections.
+    wait_echoed(
+        p.echo,
+        4096,
+        8,
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        "echo does not work after TCP restarted",
+    );
+}
+
 #[test]
 fn a_restarted_echo_app_resets_its_connections_and_serves_new_ones() {
     let (sys, p) = start_serving("net-echo-restart");
