@@ -78,8 +78,25 @@ pub struct ChildState {
     history: History,
     ping_sent: Option<Instant>,
     last_ping: Instant,
-    /// Starved by a silent PD above it at the last tick.
+    /// Starved by a PD above it, silent for a whole period, at the last
+    /// tick.
     starved: bool,
+    /// Spared once already, since its last answer, for a PD above it that
+    /// was only slow.
+    spared: bool,
+}
+
+/// Whether a PD above a child keeps it from running (see
+/// `Monitor::starved`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Starved {
+    No,
+    /// A PD above has a ping out, not yet for a whole period of its own:
+    /// it may only be slow under load. Spares a child once.
+    Briefly,
+    /// A PD above has been silent for a whole period, or is starting up
+    /// after a fault.
+    Long,
 }
 
 /// Why the monitor could not do something. Logged by the runtime.
@@ -173,6 +190,7 @@ impl<W: Watchdog> Monitor<W> {
                 history,
                 ping_sent: None,
                 starved: false,
+                spared: false,
                 last_ping: now,
             });
         }
@@ -400,6 +418,7 @@ impl<W: Watchdog> Monitor<W> {
         st.restarts += 1;
         st.stalled_until = None;
         st.ping_sent = None;
+        st.spared = false;
         st.last_ping = now;
         st.history.started(now);
         let why = st.last_fault.map(|f| f.kind.name()).unwrap_or("no fault");
@@ -479,7 +498,7 @@ impl<W: Watchdog> Monitor<W> {
         }
         // Decided before this tick changes anything: a child restarted
         // below for its hang still starved the ones after it in the list.
-        let mut starved = [false; 63];
+        let mut starved = [Starved::No; 63];
         for (i, s) in starved.iter_mut().enumerate().take(self.states.len()) {
             *s = self.starved(i, now);
         }
@@ -490,8 +509,16 @@ impl<W: Watchdog> Monitor<W> {
             // The first tick after a starvation ends starts its window
             // afresh: it may have been pinged long ago, and it must catch
             // up with what piled up while it could not run.
-            let fed_again = st.starved && !starved;
-            st.starved = starved;
+            let fed_again = st.starved && starved != Starved::Long;
+            st.starved = starved == Starved::Long;
+            // A PD above only slow spares a child once per ping: a child
+            // that stays silent through a second window is hung, however
+            // busy the ones above it are.
+            let spare = match starved {
+                Starved::Long => true,
+                Starved::Briefly => !st.spared,
+                Starved::No => false,
+            };
             match st.phase {
                 Phase::Waiting { at, fault_at } if at <= now => {
                     self.restart(os, i, now, fault_at);
@@ -506,7 +533,7 @@ impl<W: Watchdog> Monitor<W> {
                         Some(sent)
                             if now.nanos_since(sent)
                                 >= period_ns.saturating_mul(u64::from(hb.misses))
-                                && !starved =>
+                                && !spare =>
                         {
                             log::error!(
                                 "{} missed {} heartbeats ({} ms): hung",
@@ -522,7 +549,7 @@ impl<W: Watchdog> Monitor<W> {
                             self.on_fault(os, i, info, true);
                         }
                         Some(sent)
-                            if starved
+                            if spare
                                 && now.nanos_since(sent)
                                     >= period_ns.saturating_mul(u64::from(hb.misses)) =>
                         {
@@ -530,6 +557,7 @@ impl<W: Watchdog> Monitor<W> {
                             // full time once the one above it is dealt with.
                             log::debug!("{} is silent, starved by a PD above it", cfg.name);
                             st.ping_sent = Some(now);
+                            st.spared |= starved == Starved::Briefly;
                         }
                         Some(_) => {}
                         None if now.nanos_since(st.last_ping) >= period_ns => {
@@ -574,27 +602,30 @@ impl<W: Watchdog> Monitor<W> {
     /// PD below it from running; the loop is the higher one's, which is
     /// declared hung in its turn, and the lower ones answer once it is
     /// restarted.
-    fn starved(&self, i: usize, now: Instant) -> bool {
+    fn starved(&self, i: usize, now: Instant) -> Starved {
         let me = self.children[i].priority;
-        self.children.iter().zip(self.states.iter()).any(|(c, s)| {
-            let silent = match s.phase {
-                // Silent for a whole heartbeat period at least: a ping
-                // not answered yet within a tick or two is no starvation
-                // (a starvation ending starts the windows below afresh,
-                // so a twitchy judgement would spare a hung PD for ever).
-                Phase::Running => s.ping_sent.is_some_and(|sent| {
-                    let period = c
-                        .heartbeat
-                        .map_or(0, |h| h.period_ms.saturating_mul(NS_PER_MS));
-                    now.nanos_since(sent) >= period.max(1)
-                }),
+        let mut judged = Starved::No;
+        for (c, s) in self.children.iter().zip(self.states.iter()) {
+            if c.priority <= me {
+                continue;
+            }
+            let period = c
+                .heartbeat
+                .map_or(0, |h| h.period_ms.saturating_mul(NS_PER_MS));
+            let this = match s.phase {
+                Phase::Running => match s.ping_sent.map(|sent| now.nanos_since(sent)) {
+                    Some(age) if age >= period.max(1) => Starved::Long,
+                    Some(age) if age > 0 => Starved::Briefly,
+                    _ => Starved::No,
+                },
                 // Restarted after a fault and not up yet: still running its
                 // start-up, above the ones it starved.
-                Phase::Starting { fault_at, .. } => fault_at.is_some(),
-                Phase::Waiting { .. } | Phase::GaveUp => false,
+                Phase::Starting { fault_at, .. } if fault_at.is_some() => Starved::Long,
+                _ => Starved::No,
             };
-            c.priority > me && silent
-        })
+            judged = judged.max(this);
+        }
+        judged
     }
 
     /// The child at the other end of `ch` signalled: it is up, or it answered
@@ -606,6 +637,7 @@ impl<W: Watchdog> Monitor<W> {
         if st.ping_sent.take().is_some() {
             st.heartbeats += 1;
         }
+        st.spared = false;
         if let Phase::Starting { fault_at, .. } = st.phase {
             self.dirty = true;
             st.phase = Phase::Running;

@@ -362,6 +362,7 @@ fn decode_child(b: &[u8], fresh: &ChildState) -> Option<(ChildState, usize)> {
         history,
         ping_sent: None,
         starved: false,
+        spared: false,
         last_ping: fresh.last_ping,
     };
     Some((st, RECORD + 8 * n))
