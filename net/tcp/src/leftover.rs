@@ -224,16 +224,6 @@ impl ConnBook {
             );
         }
     }
-
-    /// Connections kept in the store now.
-    pub fn len(&self) -> usize {
-        self.kept.len()
-    }
-
-    /// Whether none is.
-    pub fn is_empty(&self) -> bool {
-        self.kept.is_empty()
-    }
 }
 
 #[cfg(test)]
