@@ -248,13 +248,10 @@ impl Sender {
         }
     }
 
-    /// After something went wrong (`suspect`): counts again from the
-    /// rings, which frees those on neither. Not only once every buffer is
-    /// out: a garbled return leaks its buffer until then, and a link that
-    /// never fills would keep the leak for ever. A scan of both rings per
-    /// misbehaviour seen is a cost only a misbehaving receiver causes.
-    fn recount_if_suspect(&mut self) {
-        if self.suspect {
+    /// With every buffer out after something went wrong (`suspect`):
+    /// counts again from the rings, which frees those on neither.
+    fn recount_if_starved(&mut self) {
+        if self.suspect && (0..self.buffers).all(|i| self.is_out(i)) {
             self.adopt_in_flight();
         }
     }
@@ -268,7 +265,6 @@ impl Sender {
     /// zero on a link with no traffic, unless buffers leaked.
     pub fn unreturned(&mut self) -> usize {
         let _ = self.reclaim();
-        self.recount_if_suspect();
         (0..self.buffers).filter(|&i| self.is_out(i)).count()
     }
 
@@ -277,7 +273,7 @@ impl Sender {
     /// descriptor leaves the active ring: the receiver gives back first.)
     pub fn free_buffers(&mut self) -> usize {
         let _ = self.reclaim();
-        self.recount_if_suspect();
+        self.recount_if_starved();
         let free = (0..self.buffers).filter(|&i| !self.is_out(i)).count();
         free.min(self.active.room() as usize)
     }
@@ -289,7 +285,7 @@ impl Sender {
             return Err(SendError::TooLong);
         }
         self.reclaim().map_err(|_| SendError::Peer)?;
-        self.recount_if_suspect();
+        self.recount_if_starved();
         let Some(i) = (0..self.buffers).find(|&i| !self.is_out(i)) else {
             return Err(SendError::Full);
         };
