@@ -255,6 +255,8 @@ pub struct HttpApp {
     listening: bool,
     conns: Vec<Conn>,
     served: u64,
+    /// Messages from TCP that do not decode (a TCP gone wrong).
+    malformed: u64,
 }
 
 impl HttpApp {
@@ -274,6 +276,7 @@ impl HttpApp {
             listening: false,
             conns: Vec::new(),
             served: 0,
+            malformed: 0,
         };
         app.listen(os);
         app.run(os);
@@ -420,7 +423,17 @@ impl HttpApp {
                         moved += 1;
                         match decode(meta, &buf[..n]) {
                             Ok(m) => self.on_message(os, m),
-                            Err(e) => log::warn!("malformed message from TCP: {e:?}"),
+                            Err(e) => {
+                                self.malformed += 1;
+                                // A TCP gone wrong may send many: the 1st,
+                                // 2nd, 4th, 8th... are logged.
+                                if self.malformed.is_power_of_two() {
+                                    log::warn!(
+                                        "malformed message from TCP: {e:?} ({} so far)",
+                                        self.malformed
+                                    );
+                                }
+                            }
                         }
                     }
                     Ok(None) => break,
@@ -459,7 +472,7 @@ impl axolotl_monitor::query::HasCounters for HttpApp {
             packets_in: self.served,
             packets_out: self.served,
             dropped: 0,
-            bad: self.from_tcp.bad_descriptors() + self.to_tcp.bad_returns(),
+            bad: self.from_tcp.bad_descriptors() + self.to_tcp.bad_returns() + self.malformed,
             buffers_out: self.to_tcp.unreturned(),
             ..Default::default()
         }

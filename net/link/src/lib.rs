@@ -263,8 +263,18 @@ impl Sender {
 
     /// Buffers out with the receiver, after taking back what it returned:
     /// zero on a link with no traffic, unless buffers leaked.
+    ///
+    /// After something went wrong (`suspect`) it counts again from the
+    /// rings first, which frees the buffers on neither: a garbled return
+    /// would otherwise stay out until every buffer is (see `send`), and on
+    /// a link that never fills, for ever. Only here and when starved, not
+    /// on every send: this is asked for now and then (status counters),
+    /// so the scan of both rings costs a hostile receiver's sender little.
     pub fn unreturned(&mut self) -> usize {
         let _ = self.reclaim();
+        if self.suspect {
+            self.adopt_in_flight();
+        }
         (0..self.buffers).filter(|&i| self.is_out(i)).count()
     }
 

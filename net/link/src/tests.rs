@@ -409,3 +409,60 @@ fn buffers_whose_returns_were_garbled_are_counted_free_again() {
         assert_eq!(p.tx.unreturned(), 0);
     }
 }
+
+#[test]
+fn a_garbled_return_on_a_link_that_never_fills_is_counted_back_when_asked() {
+    let mut p = pair();
+    let mut out = [0u8; BUF];
+    for round in 0..5u64 {
+        // Two packets out of eight: the link is never starved.
+        for _ in 0..2 {
+            p.tx.send(&mut p.pool, b"packet", 0).unwrap();
+        }
+        for _ in 0..2 {
+            assert!(p.rx.recv(&p.pool[..], &mut out).unwrap().is_some());
+        }
+        // Garbage over the two returns before the sender looks at them.
+        let slot = (2 * round) as usize % 16;
+        for s in [slot, slot + 1] {
+            let d = Desc {
+                offset: 3 + round,
+                len: 0,
+                meta: 0xbeef,
+            };
+            p.free.poke_slot(s, d);
+        }
+        p.tx.reclaim().unwrap();
+        assert!(p.tx.bad_returns() >= 2 * (round + 1));
+        // Both buffers are on neither ring: the count sees them back, and
+        // the sender may use them again.
+        assert_eq!(p.tx.unreturned(), 0, "round {round}");
+        assert_eq!(p.tx.free_buffers(), N, "round {round}");
+    }
+}
+
+#[test]
+fn counting_back_when_asked_keeps_a_buffer_whose_packet_is_unread() {
+    let mut p = pair();
+    let mut out = [0u8; BUF];
+    p.tx.send(&mut p.pool, b"read", 0).unwrap();
+    p.tx.send(&mut p.pool, b"unread", 0).unwrap();
+    assert!(p.rx.recv(&p.pool[..], &mut out).unwrap().is_some());
+    // A garbled return makes the sender suspect; its count from the rings
+    // must still see the unread packet's buffer as out.
+    p.free.poke_slot(
+        0,
+        Desc {
+            offset: 5,
+            len: 0,
+            meta: 0xbeef,
+        },
+    );
+    p.tx.reclaim().unwrap();
+    assert_eq!(p.tx.unreturned(), 1);
+    for _ in 0..N - 1 {
+        p.tx.send(&mut p.pool, b"other", 0).unwrap();
+    }
+    let (len, _) = p.rx.recv(&p.pool[..], &mut out).unwrap().unwrap();
+    assert_eq!(&out[..len], b"unread");
+}

@@ -16,7 +16,7 @@
 
 use crate::{Monitor, Phase, Watchdog, NS_PER_MS};
 use axolotl_ring::bytes::ByteReader;
-use axolotl_sdk::{Channel, InjectKind, Instant, Os};
+use axolotl_sdk::{Channel, InjectKind, Instant, Os, MAX_CORRUPT_BITS};
 use core::fmt::{self, Write as _};
 
 /// The line the monitor logs once every PD is up.
@@ -75,9 +75,20 @@ pub fn parse(line: &str) -> Result<Command<'_>, &'static str> {
             }
             Ok(Command::Stall(pd, ms))
         }
+        (Some("inject"), Some(pd), Some("corrupt"), Some(bits)) => {
+            let bits = bits
+                .parse()
+                .ok()
+                .filter(|b| (1..=MAX_CORRUPT_BITS).contains(b))
+                .ok_or("corrupt flips 1 to 64 bits")?;
+            if words.next().is_some() {
+                return Err("usage: inject PD corrupt [BITS]");
+            }
+            Ok(Command::Inject(pd, InjectKind::Corrupt(bits)))
+        }
         (Some("inject"), Some(pd), Some(kind), None) => InjectKind::from_name(kind)
             .map(|k| Command::Inject(pd, k))
-            .ok_or("unknown fault kind (segv, panic, hang, stall)"),
+            .ok_or("unknown fault kind (segv, panic, hang, stall, garbage, corrupt)"),
         (Some("inject"), ..) => Err("usage: inject PD KIND"),
         _ => Err("unknown command (status, inject PD KIND)"),
     }
@@ -329,6 +340,22 @@ mod tests {
             parse("inject timer segv"),
             Ok(Command::Inject("timer", InjectKind::NullDeref))
         );
+        assert_eq!(
+            parse("inject ip garbage"),
+            Ok(Command::Inject("ip", InjectKind::Garbage))
+        );
+        assert_eq!(
+            parse("inject ip corrupt"),
+            Ok(Command::Inject("ip", InjectKind::Corrupt(1)))
+        );
+        assert_eq!(
+            parse("inject ip corrupt 8"),
+            Ok(Command::Inject("ip", InjectKind::Corrupt(8)))
+        );
+        assert!(parse("inject ip corrupt 0").is_err());
+        assert!(parse("inject ip corrupt 65").is_err());
+        assert!(parse("inject ip corrupt x").is_err());
+        assert!(parse("inject ip corrupt 1 2").is_err());
         assert!(parse("inject store").is_err());
         assert!(parse("inject store boom").is_err());
         assert!(parse("inject a b c").is_err());

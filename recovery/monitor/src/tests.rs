@@ -290,6 +290,16 @@ fn console_inject_reaches_a_running_child_only() {
         os.take(),
         vec![Event::Inject(WORKER, axolotl_sdk::InjectKind::Hang)]
     );
+    // The kinds a PD carries on after reach it the same way.
+    w.write(b"inject worker garbage\ninject worker corrupt 3\n");
+    up(&mut m, &mut os, CONSOLE);
+    assert_eq!(
+        os.take(),
+        vec![
+            Event::Inject(WORKER, axolotl_sdk::InjectKind::Garbage),
+            Event::Inject(WORKER, axolotl_sdk::InjectKind::Corrupt(3)),
+        ]
+    );
 }
 
 #[test]

@@ -30,6 +30,7 @@
 
 use crate::soak::{self, ClientError, Ctx, Rng};
 use axolotl_host::status::{query, PdStatus};
+use axolotl_sdk::MAX_CORRUPT_BITS;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -79,7 +80,7 @@ pub struct CampaignArgs {
     /// Drive no traffic: only the PDs' recovery is judged.
     #[arg(long)]
     pub no_traffic: bool,
-    /// Bits a `corrupt` fault flips (1 to 4096).
+    /// Bits a `corrupt` fault flips (1 to 4096; 64 on seL4).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub bits: u32,
     /// Print the faults the campaign would inject, and inject none.
@@ -179,12 +180,16 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
     // On seL4 there are no processes: no pids, and no abort.
     let on_host = first.iter().any(|p| p.pid.is_some());
     let kinds = args.shared.kinds(on_host);
-    if let Some(k) = kinds
-        .iter()
-        .find(|k| !on_host && ["abort", "garbage", "corrupt"].contains(&k.as_str()))
-    {
+    if !on_host && kinds.iter().any(|k| k == "abort") {
+        return Err(
+            "--kinds abort: seL4 has no abort; give segv, panic, hang, stall, garbage or corrupt"
+                .into(),
+        );
+    }
+    if !on_host && kinds.iter().any(|k| k == "corrupt") && args.bits > MAX_CORRUPT_BITS {
         return Err(format!(
-            "--kinds {k}: not on seL4 yet (the host only); give segv, panic, hang or stall"
+            "--bits {}: a corrupt fault on seL4 flips 1 to {MAX_CORRUPT_BITS} bits",
+            args.bits
         ));
     }
     let seed = args.shared.seed;

@@ -202,6 +202,7 @@ pub fn entries_of(pd: &str, elf: &Path) -> Result<axolotl_codegen::Entries, Stri
         inject_null: find("axolotl_inject_null")?,
         inject_panic: find("axolotl_inject_panic")?,
         inject_hang: find("axolotl_inject_hang")?,
+        inject_swifi: find("axolotl_inject_swifi")?,
     })
 }
 

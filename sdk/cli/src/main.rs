@@ -180,7 +180,8 @@ enum Command {
     /// neighbours must count, drop and carry on), corrupt (flips --bits
     /// random bits of the PD's own writable memory: data, bss, heap,
     /// stacks; it may crash, hang, misbehave or carry on). On seL4 there is
-    /// no abort, garbage or corrupt yet.
+    /// no abort, corrupt flips at most 64 bits, and only in .bss (heap,
+    /// stacks, zeroed statics).
     Inject {
         /// The PD's name in system.xml.
         pd: String,
@@ -190,7 +191,7 @@ enum Command {
         /// How long a stall lasts, in milliseconds (1 to 60000).
         #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..=60_000))]
         ms: u64,
-        /// How many bits a corrupt fault flips (1 to 4096).
+        /// How many bits a corrupt fault flips (1 to 4096; 64 on seL4).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=4096))]
         bits: u32,
         /// Control socket of the running system.

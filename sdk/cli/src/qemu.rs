@@ -260,7 +260,7 @@ fn ask(stdin: &Mutex<Option<ChildStdin>>, answers: &Receiver<String>, request: &
     let words: Vec<&str> = request.split_whitespace().collect();
     let expect = match words[..] {
         ["status"] => STATUS_PREFIX,
-        ["inject", _, _] | ["inject", _, "stall", _] => INJECTED_PREFIX,
+        ["inject", _, _] | ["inject", _, "stall" | "corrupt", _] => INJECTED_PREFIX,
         _ => return format!("error: unknown request '{request}'\n"),
     };
     // Answers nobody waited for (a person typing `status`) are stale.

@@ -675,6 +675,101 @@ fn network(q: &Qemu) {
             "{board}: {pd} not shown running after one restart: {s:?}"
         );
     }
+    hostile(q);
+}
+
+/// The status page's rows, read again until it answers.
+fn status_rows(q: &Qemu) -> Vec<Value> {
+    let page = retry_get(q, "/status.json");
+    let body = page.split("\r\n\r\n").nth(1).unwrap_or("");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{}: status page: {e}: {page}", q.board))
+}
+
+/// `bad` summed over every PD but `except`.
+fn bad_elsewhere(rows: &[Value], except: &str) -> u64 {
+    rows.iter()
+        .filter(|p| p["name"] != except)
+        .filter_map(|p| p["counters"]["bad"].as_u64())
+        .sum()
+}
+
+/// Faults a PD carries on after. `garbage` from each network PD: its
+/// neighbours count what they refuse, no PD restarts, and echoes come back
+/// exact. Then `corrupt` into a few: whatever follows (a crash is
+/// restarted), the system serves again.
+fn hostile(q: &Qemu) {
+    let (board, p) = (q.board, &q.ports);
+    let restarts = |rows: &[Value]| -> Vec<(String, u64)> {
+        rows.iter()
+            .map(|r| (r["name"].to_string(), r["restarts"].as_u64().unwrap_or(0)))
+            .collect()
+    };
+    let before = restarts(&status_rows(q));
+    let mut scribbled = 0;
+    for pd in ["nic", "ip", "filter", "tcp", "udp", "http", "echo"] {
+        eprintln!("--- {board}: garbage from {pd}");
+        let bad_before = bad_elsewhere(&status_rows(q), pd);
+        // About half of the random descriptors are impossible: a few
+        // faults make it certain that some neighbour refuses one.
+        let mut counted = false;
+        for _ in 0..3 {
+            q.inject(pd, "garbage");
+            scribbled += 1;
+            q.wait_count("random descriptors published on", scribbled, 30);
+            let t = Instant::now();
+            while !counted && t.elapsed() < Duration::from_secs(3) {
+                // Counters are reported at most every 500 ms.
+                std::thread::sleep(Duration::from_millis(500));
+                counted = bad_elsewhere(&status_rows(q), pd) > bad_before;
+            }
+            if counted {
+                break;
+            }
+        }
+        assert!(
+            counted,
+            "{board}: no neighbour of {pd} counted its garbage\n{}",
+            q.console()
+        );
+        wait_echoed(
+            p.echo,
+            64 << 10,
+            40,
+            Duration::from_secs(30),
+            Duration::from_millis(200),
+            &format!("{board}: echo does not come back exact after garbage from {pd}"),
+        );
+        assert_eq!(
+            restarts(&status_rows(q)),
+            before,
+            "{board}: garbage from {pd} restarted a PD\n{}",
+            q.console()
+        );
+    }
+    assert_udp_echoed(p.udp, 3);
+
+    for (n, pd) in ["udp", "echo", "filter"].into_iter().enumerate() {
+        eprintln!("--- {board}: 8 bits flipped in {pd}");
+        let answer = q
+            .axolotl(&["inject", pd, "corrupt", "--bits", "8"])
+            .unwrap_or_else(|e| panic!("{board}: inject corrupt into {pd}: {e}"));
+        assert!(
+            answer.contains(&format!("injected corrupt into {pd}")),
+            "{answer}"
+        );
+        q.wait_count("flipping 8 bits in", n + 1, 30);
+        wait_echoed(
+            p.echo,
+            64 << 10,
+            41,
+            Duration::from_secs(60),
+            Duration::from_millis(500),
+            &format!("{board}: no exact echo within 60 s of a corrupt {pd}"),
+        );
+    }
+    for r in status_rows(q) {
+        assert_eq!(r["state"], "running", "{board}: {r}");
+    }
 }
 
 /// A page of the status server, asked again while a restarted `http` PD

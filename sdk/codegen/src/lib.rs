@@ -107,14 +107,22 @@ pub struct Entries {
     pub inject_panic: u64,
     /// `axolotl_inject_hang`.
     pub inject_hang: u64,
+    /// `axolotl_inject_swifi`.
+    pub inject_swifi: u64,
 }
 
 impl Entries {
-    /// One line of an entries file: `PD RESET NULL PANIC HANG`, addresses in hex.
+    /// One line of an entries file: `PD RESET NULL PANIC HANG SWIFI`,
+    /// addresses in hex.
     pub fn to_line(&self) -> String {
         format!(
-            "{} {:#x} {:#x} {:#x} {:#x}",
-            self.pd, self.reset, self.inject_null, self.inject_panic, self.inject_hang
+            "{} {:#x} {:#x} {:#x} {:#x} {:#x}",
+            self.pd,
+            self.reset,
+            self.inject_null,
+            self.inject_panic,
+            self.inject_hang,
+            self.inject_swifi
         )
     }
 
@@ -128,14 +136,15 @@ impl Entries {
                 continue;
             }
             let parsed = match f[..] {
-                [pd, r, a, b, c] => match (hex(r), hex(a), hex(b), hex(c)) {
-                    (Some(reset), Some(inject_null), Some(inject_panic), Some(inject_hang)) => {
+                [pd, r, a, b, c, d] => match (hex(r), hex(a), hex(b), hex(c), hex(d)) {
+                    (Some(reset), Some(null), Some(panic), Some(hang), Some(swifi)) => {
                         Some(Entries {
                             pd: pd.to_string(),
                             reset,
-                            inject_null,
-                            inject_panic,
-                            inject_hang,
+                            inject_null: null,
+                            inject_panic: panic,
+                            inject_hang: hang,
+                            inject_swifi: swifi,
                         })
                     }
                     _ => None,
@@ -144,7 +153,7 @@ impl Entries {
             };
             out.push(parsed.ok_or_else(|| {
                 format!(
-                    "line {}: expected 'PD RESET NULL PANIC HANG' (hex), not '{line}'",
+                    "line {}: expected 'PD RESET NULL PANIC HANG SWIFI' (hex), not '{line}'",
                     n + 1
                 )
             })?);
@@ -261,6 +270,7 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64, entries: &[Entries
     let _ = writeln!(w, "}}");
 
     let _ = writeln!(w, "/// The rings this PD is an end of.\npub mod ring {{");
+    let mut all = Vec::new();
     for r in system
         .rings
         .iter()
@@ -284,13 +294,20 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64, entries: &[Entries
             "    pub const {}: axolotl_sdk::config::RingConfig = axolotl_sdk::config::RingConfig {{ name: {:?}, peer: {:?}, region: {region}, channel: axolotl_sdk::Channel::new({ch}), slots: {}, role: axolotl_sdk::config::RingRole::{role} }};",
             const_name(&r.name), r.name, system.pds[peer].name, r.slots
         );
+        all.push(const_name(&r.name));
     }
+    let _ = writeln!(
+        w,
+        "    /// Every ring this PD is an end of.\n    pub const ALL: &[axolotl_sdk::config::RingConfig] = &[{}];",
+        all.join(", ")
+    );
     let _ = writeln!(w, "}}");
 
     let _ = writeln!(
         w,
         "/// The packet links this PD is an end of.\npub mod link {{"
     );
+    let mut all = Vec::new();
     for k in system
         .links
         .iter()
@@ -311,7 +328,13 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64, entries: &[Entries
             "    pub const {}: axolotl_sdk::config::LinkConfig = axolotl_sdk::config::LinkConfig {{ name: {:?}, region: {region}, channel: axolotl_sdk::Channel::new({ch}), buffers: {}, buf_size: {}, active_offset: {:#x}, free_offset: {:#x}, pool_offset: {:#x}, role: axolotl_sdk::config::LinkRole::{role}, max_ports: {} }};",
             const_name(&k.name), k.name, k.buffers, k.buf_size, lay.active, lay.free, lay.pool, k.max_ports
         );
+        all.push(const_name(&k.name));
     }
+    let _ = writeln!(
+        w,
+        "    /// Every link this PD is an end of.\n    pub const ALL: &[axolotl_sdk::config::LinkConfig] = &[{}];",
+        all.join(", ")
+    );
     let _ = writeln!(w, "}}");
 
     // The network interface, the same for every PD.
@@ -415,8 +438,8 @@ pub fn pd_module(system: &System, i: usize, fingerprint: u64, entries: &[Entries
         if let Some(e) = entries.iter().find(|e| e.pd == child.name) {
             let _ = writeln!(
                 w,
-                "    ChildEntries {{ child: Child::new({id}), reset: {:#x}, inject_null: {:#x}, inject_panic: {:#x}, inject_hang: {:#x} }},",
-                e.reset, e.inject_null, e.inject_panic, e.inject_hang
+                "    ChildEntries {{ child: Child::new({id}), reset: {:#x}, inject_null: {:#x}, inject_panic: {:#x}, inject_hang: {:#x}, inject_swifi: {:#x} }},",
+                e.reset, e.inject_null, e.inject_panic, e.inject_hang, e.inject_swifi
             );
         }
     }

@@ -14,23 +14,24 @@ fn module(image: &str) -> String {
 
 #[test]
 fn child_entries_come_from_the_entries_file() {
-    let file = "store 0x200100 0x200200 0x200300 0x200400\n\nnobody 0x1 0x2 0x3 0x4\n";
+    let file = "store 0x200100 0x200200 0x200300 0x200400 0x200500\n\nnobody 0x1 0x2 0x3 0x4 0x5\n";
     let entries = Entries::parse_file(file).unwrap();
     assert_eq!(
         entries[0].to_line(),
-        "store 0x200100 0x200200 0x200300 0x200400"
+        "store 0x200100 0x200200 0x200300 0x200400 0x200500"
     );
     let s = axolotl_sysdesc::parse("demo.xml", DEMO).unwrap();
     let m = pd_module(&s, s.monitor().unwrap(), 0, &entries);
     assert!(m.contains(
-        "ChildEntries { child: Child::new(2), reset: 0x200100, inject_null: 0x200200, inject_panic: 0x200300, inject_hang: 0x200400 }"
+        "ChildEntries { child: Child::new(2), reset: 0x200100, inject_null: 0x200200, inject_panic: 0x200300, inject_hang: 0x200400, inject_swifi: 0x200500 }"
     ), "{m}");
     // Only children get entries, and only those the file names.
     assert_eq!(m.matches("ChildEntries {").count(), 1, "{m}");
     assert!(!module("store.elf").contains("ChildEntries {"));
     let bad = Entries::parse_file("store 0x1 0x2\n").unwrap_err();
     assert!(bad.starts_with("line 1: expected"), "{bad}");
-    assert!(Entries::parse_file("store 0x1 0x2 0x3 zz\n").is_err());
+    assert!(Entries::parse_file("store 0x1 0x2 0x3 0x4 zz\n").is_err());
+    assert!(Entries::parse_file("store 0x1 0x2 0x3 0x4\n").is_err());
 }
 
 #[test]
@@ -67,6 +68,15 @@ fn the_consumer_gets_its_channels_ring_and_store() {
     );
     assert!(
         m.contains("slots: 64, role: axolotl_sdk::config::RingRole::Consumer"),
+        "{m}"
+    );
+    // The lists fault injection walks (`garbage` writes what a PD produces).
+    assert!(
+        m.contains("pub const ALL: &[axolotl_sdk::config::RingConfig] = &[JOBS];"),
+        "{m}"
+    );
+    assert!(
+        m.contains("pub const ALL: &[axolotl_sdk::config::LinkConfig] = &[];"),
         "{m}"
     );
     assert!(

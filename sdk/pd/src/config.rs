@@ -43,6 +43,10 @@ pub struct ChildEntries {
     pub inject_panic: usize,
     /// Fault injection: loop for ever without answering heartbeats.
     pub inject_hang: usize,
+    /// Fault injection that the child carries on after (`garbage`,
+    /// `corrupt`): the kind in the first argument register, the bits in
+    /// the second; the entry ends in a trap its parent resumes from.
+    pub inject_swifi: usize,
 }
 
 impl Region {

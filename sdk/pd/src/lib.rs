@@ -122,8 +122,10 @@ pub trait Os {
     }
 
     /// Make this PD itself fault as `kind` says (the monitor, asked on its
-    /// console to fault itself). On success it does not return: the PD
-    /// faults, or hangs. Platforms that inject through a supervisor say so.
+    /// console to fault itself). On success it does not return (the PD
+    /// faults, or hangs), except for the kinds that carry on
+    /// ([`InjectKind::carries_on`]). Platforms that inject through a
+    /// supervisor say so.
     fn inject_self(&mut self, kind: InjectKind) -> Result<(), &'static str> {
         let _ = kind;
         Err("this platform injects faults through its supervisor, not the PD itself")
@@ -139,15 +141,27 @@ pub enum InjectKind {
     Panic,
     /// Loop for ever, answering nothing (the heartbeat catches it).
     Hang,
+    /// Write random descriptors and bytes into every ring and pool the PD
+    /// produces, then carry on (its neighbours must count and drop them).
+    Garbage,
+    /// Flip this many random bits of the PD's own private writable memory
+    /// (1 to [`MAX_CORRUPT_BITS`]), then carry on if it can.
+    Corrupt(u32),
 }
 
+/// Bits one `corrupt` fault flips at most.
+pub const MAX_CORRUPT_BITS: u32 = 64;
+
 impl InjectKind {
-    /// Parses the names `axolotl inject` takes: `segv`, `panic`, `hang`.
+    /// Parses the names `axolotl inject` takes: `segv`, `panic`, `hang`,
+    /// `garbage`, `corrupt` (one bit; [`InjectKind::Corrupt`] takes more).
     pub fn from_name(name: &str) -> Option<InjectKind> {
         match name {
             "segv" | "null" => Some(InjectKind::NullDeref),
             "panic" => Some(InjectKind::Panic),
             "hang" => Some(InjectKind::Hang),
+            "garbage" => Some(InjectKind::Garbage),
+            "corrupt" => Some(InjectKind::Corrupt(1)),
             _ => None,
         }
     }
@@ -158,7 +172,14 @@ impl InjectKind {
             InjectKind::NullDeref => "segv",
             InjectKind::Panic => "panic",
             InjectKind::Hang => "hang",
+            InjectKind::Garbage => "garbage",
+            InjectKind::Corrupt(_) => "corrupt",
         }
+    }
+
+    /// Whether the PD carries on after it (rather than fault or hang).
+    pub fn carries_on(self) -> bool {
+        matches!(self, InjectKind::Garbage | InjectKind::Corrupt(_))
     }
 }
 

@@ -27,7 +27,9 @@
 //!   stack before `_start`; the image build finds the entry in the child's
 //!   ELF and generates it into the parent ([`axolotl_sdk::config::ChildEntries`]);
 //! - fault injection: `axolotl_inject_null`, `axolotl_inject_panic` and
-//!   `axolotl_inject_hang` are entries a parent can start a child at.
+//!   `axolotl_inject_hang` are entries a parent can start a child at;
+//!   `axolotl_inject_swifi` (`garbage`, `corrupt`) one it starts a child at
+//!   and then resumes it from where it was (see `swifi`).
 #![no_std]
 
 pub mod clock;
@@ -35,6 +37,7 @@ pub mod clock;
 pub mod ioport;
 mod logger;
 mod patched;
+mod swifi;
 
 use axolotl_sdk::config::ChildEntries;
 use axolotl_sdk::{
@@ -66,6 +69,10 @@ pub struct Config {
     pub regions: &'static [axolotl_sdk::config::Region],
     /// Whether other PDs call it or it has children.
     pub receives_calls: bool,
+    /// The rings it is an end of (`garbage` writes those it produces).
+    pub rings: &'static [axolotl_sdk::config::RingConfig],
+    /// The links it is an end of.
+    pub links: &'static [axolotl_sdk::config::LinkConfig],
 }
 
 /// The [`Config`] of the PD whose generated module `pd` is in scope.
@@ -78,6 +85,8 @@ macro_rules! config {
             children: pd::CHILD_ENTRIES,
             regions: pd::region::ALL,
             receives_calls: pd::RECEIVES_CALLS,
+            rings: pd::ring::ALL,
+            links: pd::link::ALL,
         }
     };
 }
@@ -93,6 +102,10 @@ pub struct Sel4Os {
     can_poll: bool,
     /// Notifications `keepalive` took, for the handler once it returns.
     pending: ChannelSet,
+    /// A child running a fault it carries on after (`garbage`, `corrupt`),
+    /// with its registers from before: put back when the fault's entry
+    /// ends in its trap.
+    carrying_on: Option<(Child, sel4::UserContext)>,
 }
 
 /// A PD's input capability (Microkit's slot 1): its notification, for a PD
@@ -141,6 +154,23 @@ impl Sel4Os {
     }
 }
 
+/// Signals the notification of channel `ch` without rust-sel4's borrow of
+/// the IPC buffer (a signal carries no message): safe from code that
+/// interrupted a thread in the middle of a system call that holds that
+/// borrow (an injected fault the PD carries on after, a log line from it).
+pub(crate) fn signal(ch: sel4_microkit::Channel) {
+    use sel4::sys::{seL4_MessageInfo, seL4_SendWithMRsWithoutIPCBuffer};
+    let cap = ch.notification().bits();
+    seL4_SendWithMRsWithoutIPCBuffer(
+        cap,
+        seL4_MessageInfo::new(0, 0, 0, 0),
+        None,
+        None,
+        None,
+        None,
+    );
+}
+
 impl Os for Sel4Os {
     fn notify(&mut self, ch: Channel) {
         channel(ch).notify();
@@ -162,6 +192,9 @@ impl Os for Sel4Os {
     }
 
     fn restart_child(&mut self, child: Child) {
+        if self.carrying_on.as_ref().is_some_and(|c| c.0 == child) {
+            self.carrying_on = None;
+        }
         let Some(e) = self.entries(child) else {
             log::error!(
                 "cannot restart child {}: no reset entry for it was generated (build the \
@@ -215,6 +248,11 @@ impl Os for Sel4Os {
             InjectKind::NullDeref => inject_null(),
             InjectKind::Panic => inject_panic(),
             InjectKind::Hang => inject_hang(),
+            InjectKind::Garbage | InjectKind::Corrupt(_) => {
+                let (code, bits) = swifi::code(kind).unwrap_or_default();
+                swifi::run(code, bits);
+                Ok(())
+            }
         }
     }
 
@@ -226,14 +264,103 @@ impl Os for Sel4Os {
             InjectKind::NullDeref => e.inject_null,
             InjectKind::Panic => e.inject_panic,
             InjectKind::Hang => e.inject_hang,
+            InjectKind::Garbage | InjectKind::Corrupt(_) => {
+                return self.inject_carrying_on(child, e.inject_swifi, kind);
+            }
         };
         self.start_at(child, pc)
             .map_err(|_| "the kernel refused to redirect the PD's thread")
     }
 }
 
+impl Sel4Os {
+    /// Starts `child` at the `axolotl_inject_swifi` entry `pc` for `kind`,
+    /// keeping its registers to resume it with once the entry's closing
+    /// trap comes in (see [`Adapter`]'s fault handler).
+    fn inject_carrying_on(
+        &mut self,
+        child: Child,
+        pc: usize,
+        kind: InjectKind,
+    ) -> Result<(), &'static str> {
+        if let Some((busy, _)) = self.carrying_on {
+            if busy != child {
+                return Err("another PD is still in a garbage or corrupt fault");
+            }
+            return Err("that PD is still in a garbage or corrupt fault");
+        }
+        let (code, bits) = swifi::code(kind).ok_or("not a kind a PD carries on after")?;
+        let tcb = sel4_microkit::Child::new(child.index() as usize).tcb();
+        // Suspended first: the registers read are where it resumes (a
+        // thread blocked in a system call makes it again).
+        let saved = tcb
+            .tcb_read_all_registers(true)
+            .map_err(|_| "the kernel refused to read the PD's registers")?;
+        let mut ctx = saved.clone();
+        *ctx.pc_mut() = pc as sel4::Word;
+        *ctx.c_param_mut(0) = code as sel4::Word;
+        *ctx.c_param_mut(1) = bits as sel4::Word;
+        if tcb.tcb_write_all_registers(true, &mut ctx).is_err() {
+            let mut back = saved;
+            let _ = tcb.tcb_write_all_registers(true, &mut back);
+            return Err("the kernel refused to redirect the PD's thread");
+        }
+        self.carrying_on = Some((child, saved));
+        Ok(())
+    }
+
+    /// If `child`'s fault at `pc` is the closing trap of the fault it
+    /// carries on after: resumes it as it was before, and says so.
+    fn carry_on(&mut self, child: Child, pc: usize) -> bool {
+        let Some((c, saved)) = self.carrying_on.take() else {
+            return false;
+        };
+        if c != child {
+            self.carrying_on = Some((c, saved));
+            return false;
+        }
+        let entry = self.entries(child).map_or(0, |e| e.inject_swifi);
+        // The trap follows the call in the entry: a few instructions in.
+        if !(entry..entry + 64).contains(&pc) {
+            // It faulted in the middle of the damage: a fault like any other.
+            return false;
+        }
+        let mut back = saved;
+        let resumed = sel4_microkit::Child::new(child.index() as usize)
+            .tcb()
+            .tcb_write_all_registers(true, &mut back);
+        if resumed.is_err() {
+            log::error!("cannot resume child {} after its fault", child.index());
+            return false;
+        }
+        true
+    }
+}
+
+/// Whether rust-sel4 can parse a fault message with `label` (it panics on
+/// the others, such as a debug exception from a child's `brk`: a child's
+/// fault must never take its parent down).
+fn parseable(label: u64) -> bool {
+    use sel4::sys::seL4_Fault_tag as t;
+    [
+        t::seL4_Fault_CapFault as u64,
+        t::seL4_Fault_UnknownSyscall as u64,
+        t::seL4_Fault_UserException as u64,
+        t::seL4_Fault_VMFault as u64,
+    ]
+    .contains(&label)
+}
+
 fn fault_info(info: &MessageInfo) -> FaultInfo {
     use sel4::Fault;
+    if !parseable(info.label() as u64) {
+        // A trap of some other kind (a breakpoint, a debug exception).
+        return FaultInfo {
+            kind: FaultKind::IllegalInstruction,
+            addr: info.label() as u64,
+            pc: 0,
+        };
+    }
     match info.fault() {
         Fault::VmFault(f) => {
             let addr = f.inner().get_Addr();
@@ -290,7 +417,9 @@ pub fn adapt_with_console<H: axolotl_sdk::Handler>(
         axolotl_inject_null as extern "C" fn() -> ! as usize,
         axolotl_inject_panic as extern "C" fn() -> ! as usize,
         axolotl_inject_hang as extern "C" fn() -> ! as usize,
+        axolotl_inject_swifi as extern "C" fn() -> ! as usize,
     ]);
+    swifi::keep(cfg.rings, cfg.links);
     logger::init(cfg.name, console);
     sel4_microkit::panicking::set_hook(&panic_hook);
     clock::attach(cfg.regions);
@@ -301,6 +430,7 @@ pub fn adapt_with_console<H: axolotl_sdk::Handler>(
         // next notification to be handed on.
         can_poll: false,
         pending: ChannelSet::EMPTY,
+        carrying_on: None,
     };
     let inner = init(&mut os);
     os.can_poll = !cfg.receives_calls;
@@ -363,6 +493,15 @@ impl<H: axolotl_sdk::Handler> sel4_microkit::Handler for Adapter<H> {
     ) -> Result<Option<MessageInfo>, Self::Error> {
         let fault = fault_info(&info);
         if let Some(c) = Child::checked(child.index() as u64) {
+            let exception =
+                info.label() as u64 == sel4::sys::seL4_Fault_tag::seL4_Fault_UserException as u64;
+            if exception {
+                if let sel4::Fault::UserException(e) = info.fault() {
+                    if self.os.carry_on(c, e.inner().get_FaultIP() as usize) {
+                        return Ok(None);
+                    }
+                }
+            }
             self.inner.fault(&mut self.os, c, &fault)?;
         }
         // Never resume the faulting thread: the parent restarts or stops it.
@@ -375,7 +514,9 @@ impl<H: axolotl_sdk::Handler> sel4_microkit::Handler for Adapter<H> {
 // stack pointer need not be usable (x86_64's system call convention leaves
 // it in another register). So each entry switches to a small stack of its
 // own, then calls the Rust function, which never returns: the thread
-// faults or hangs, and the parent restarts the PD at `_reset`.
+// faults or hangs, and the parent restarts the PD at `_reset`. Except for
+// `axolotl_inject_swifi`, whose function returns into the trap after the
+// call, from which the parent resumes the thread where it was.
 
 const INJECT_STACK_BYTES: usize = 0x4000;
 
@@ -383,6 +524,12 @@ const INJECT_STACK_BYTES: usize = 0x4000;
 struct InjectStack([u8; INJECT_STACK_BYTES]);
 
 static mut INJECT_STACK: InjectStack = InjectStack([0; INJECT_STACK_BYTES]);
+
+/// Where the injection entries' stack is (`corrupt` leaves it alone).
+fn inject_stack() -> (usize, usize) {
+    let start = (&raw const INJECT_STACK) as usize;
+    (start, start + INJECT_STACK_BYTES)
+}
 
 #[cfg(target_arch = "aarch64")]
 macro_rules! entry {
@@ -396,7 +543,9 @@ macro_rules! entry {
                 "add x9, x9, #{bytes}",
                 "mov sp, x9",
                 "bl {f}",
-                "brk #0",
+                // An undefined instruction: a user exception to the
+                // parent (`brk` would be a debug exception).
+                "udf #0",
                 stack = sym INJECT_STACK,
                 bytes = const INJECT_STACK_BYTES,
                 f = sym $target,
@@ -428,6 +577,13 @@ macro_rules! entry {
 entry!(axolotl_inject_null, inject_null);
 entry!(axolotl_inject_panic, inject_panic);
 entry!(axolotl_inject_hang, inject_hang);
+entry!(axolotl_inject_swifi, inject_swifi);
+
+/// `garbage` or `corrupt` (the kind code and bits its parent passed), then
+/// back into the entry's trap.
+extern "C" fn inject_swifi(code: usize, bits: usize) {
+    swifi::run(code, bits);
+}
 
 extern "C" fn inject_null() -> ! {
     log::warn!("fault injection: writing through a null pointer");
