@@ -303,13 +303,17 @@ impl Sender {
         let Some(dst) = pool.get_mut(start..start + packet.len()) else {
             return Err(SendError::TooLong);
         };
+        let filling = &axolotl_ring::FILLING;
+        filling.store(dst.as_ptr() as usize, core::sync::atomic::Ordering::Relaxed);
         dst.copy_from_slice(packet);
         let desc = Desc {
             offset: start as u64,
             len: packet.len() as u32,
             meta,
         };
-        match self.active.enqueue(desc) {
+        let enqueued = self.active.enqueue(desc);
+        filling.store(0, core::sync::atomic::Ordering::Relaxed);
+        match enqueued {
             Ok(()) => {
                 self.set_out(i, true);
                 self.sent_at[i] = self.active.position().wrapping_sub(1);

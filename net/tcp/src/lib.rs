@@ -137,6 +137,9 @@ pub struct Stats {
     pub bytes_out: u64,
     /// Rounds of window updates sent again (see [`reannounce`]).
     pub window_resends: u64,
+    /// SYNs of a connection a socket already held, dropped (see
+    /// [`TcpService::input`]).
+    pub repeated_syns: u64,
     /// Peers of an earlier incarnation's connections told to reset them
     /// (see [`leftover`]).
     pub provoked: u64,
@@ -393,12 +396,38 @@ impl TcpService {
 
     /// Queues an IPv4 packet from the filter (dropped and counted when the
     /// queue is full or the packet too long).
+    ///
+    /// A SYN of a connection a socket already holds (its peer did not
+    /// hear the SYN-ACK, lost to a restarting NIC, say) is dropped: smoltcp
+    /// gives a packet to the first socket that takes it, and a listening
+    /// socket ahead of the connection's own would open a second
+    /// connection with the same ends and another sequence number, which
+    /// resets or mixes up the first. The connection's socket sends its
+    /// SYN-ACK again by itself.
     pub fn input(&mut self, packet: &[u8]) {
         if let Some(syn) = parse_syn(packet) {
+            if self.holds(syn) {
+                self.stats.repeated_syns += 1;
+                return;
+            }
             self.note_syn(syn);
         }
         self.reannounce.incoming(packet);
         self.dev.push(packet);
+    }
+
+    /// Whether a socket already holds the connection a SYN to `port` from
+    /// `from` would open.
+    fn holds(&self, (port, from): (u16, ([u8; 4], u16))) -> bool {
+        self.slots.iter().filter(|s| !s.retired).any(|slot| {
+            let s = self.sockets.get::<tcp::Socket>(slot.handle);
+            let ours = s.local_endpoint().is_some_and(|l| l.port == port);
+            let theirs = s.remote_endpoint().is_some_and(|e| {
+                let smoltcp::wire::IpAddress::Ipv4(a) = e.addr;
+                (a.octets(), e.port) == from
+            });
+            s.state() != tcp::State::Listen && ours && theirs
+        })
     }
 
     /// A new connection to a port of ours: if every socket of the port is

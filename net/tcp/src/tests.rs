@@ -909,3 +909,58 @@ fn a_lost_window_update_is_sent_again() {
         "the peer could not send the rest ({got} data events)"
     );
 }
+
+/// Sockets of `svc` that hold a connection from `from`:40100 (RawPeer's).
+fn sockets_of(svc: &TcpService, from: Ipv4Address) -> usize {
+    svc.slots
+        .iter()
+        .map(|slot| svc.sockets.get::<tcp::Socket>(slot.handle))
+        .filter(|s| s.state() != tcp::State::Listen)
+        .filter(|s| s.remote_endpoint() == Some((IpAddress::from(from), 40100).into()))
+        .count()
+}
+
+#[test]
+fn a_syn_sent_again_never_opens_a_second_socket() {
+    let mut svc = service();
+    // Socket 0 of port 9 busy with another peer: our SYN lands on socket 1.
+    let mut other = RawPeer::new(Ipv4Address::new(10, 0, 2, 3), 1000);
+    other.connect(&mut svc, 1);
+    let mut peer = RawPeer::new(PEER, 5000);
+    let syn = peer.segment(TcpControl::Syn, false, &[], peer.seq);
+    svc.input(&syn);
+    peer.hear(&poll_collect(&mut svc, 2));
+    assert_ne!(peer.ack, 0, "no SYN-ACK");
+    // The other connection ends: socket 0 listens again, ahead of ours.
+    svc.input(&other.segment(TcpControl::Rst, false, &[], other.seq));
+    poll_collect(&mut svc, 3);
+    // Our SYN-ACK was lost (a NIC restarting): the peer sends its SYN
+    // again. A second socket taking it would answer with a SYN-ACK of
+    // another sequence number, and whichever the peer believes, the other
+    // socket resets or mixes up the connection.
+    svc.input(&syn);
+    poll_collect(&mut svc, 4);
+    assert_eq!(sockets_of(&svc, PEER), 1);
+    // The connection still opens, with the sequence number first offered.
+    let mut seen = Vec::new();
+    for t in (5..4000).step_by(100) {
+        seen.extend(poll_collect(&mut svc, t));
+    }
+    let first_ack = peer.ack;
+    peer.hear(&seen);
+    assert_eq!(
+        peer.ack, first_ack,
+        "a SYN-ACK with another sequence number"
+    );
+    peer.seq += 1;
+    svc.input(&peer.segment(TcpControl::None, true, b"hello", peer.seq));
+    poll_collect(&mut svc, 4001);
+    let established = svc
+        .slots
+        .iter()
+        .map(|slot| svc.sockets.get::<tcp::Socket>(slot.handle))
+        .filter(|s| s.state() == tcp::State::Established)
+        .count();
+    assert_eq!(established, 1);
+    assert_eq!(sockets_of(&svc, PEER), 1);
+}

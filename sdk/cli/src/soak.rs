@@ -66,10 +66,11 @@ pub(crate) const RUNS_ON: [&str; 3] = ["stall", "garbage", "corrupt"];
 #[derive(clap::Args, Clone, Debug)]
 pub struct FaultsAndTraffic {
     /// Fault kinds, comma-separated (default: segv, panic, hang, and abort
-    /// on the host). Only in campaigns, and only on the host for the last
-    /// two: `stall` (a 100 ms stop: the PD runs on, no restart), `garbage`
-    /// (random descriptors and bytes into the PD's rings and links; no PD
-    /// may restart) and `corrupt` (--bits random bits of its memory flipped).
+    /// on the host; seL4 has no abort). Only in campaigns: `stall` (a
+    /// 100 ms stop: the PD runs on, no restart), `garbage` (random
+    /// descriptors and bytes into the PD's rings and links; no PD may
+    /// restart) and `corrupt` (--bits random bits of its memory flipped; at
+    /// most 64 on seL4).
     #[arg(long, value_delimiter = ',', value_parser = ["segv", "panic", "abort", "hang", "stall", "garbage", "corrupt"])]
     pub kinds: Vec<String>,
     /// TCP echo connections open at once.

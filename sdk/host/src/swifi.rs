@@ -47,6 +47,9 @@ pub fn garbage() -> Vec<u8> {
         return Vec::new();
     };
     let mut rng = rng();
+    // The PD's own thread runs on meanwhile: the buffer it fills now, as
+    // it was when we looked (a send starting later may still meet garbage).
+    let filling = axolotl_ring::FILLING.load(std::sync::atomic::Ordering::Relaxed);
     let (mut published, mut buffers) = (0, 0);
     for p in produced {
         let t = Target {
@@ -59,7 +62,7 @@ pub fn garbage() -> Vec<u8> {
         // maps of this PD, which `pd::start` mapped before this can run and
         // never unmaps; only the producer's own fields, slots it has not
         // published and buffers no published descriptor names are written.
-        let s = unsafe { scribble(&t, &mut rng) };
+        let s = unsafe { scribble(&t, filling, &mut rng) };
         published += s.published;
         buffers += s.buffers;
     }

@@ -107,6 +107,15 @@ pub use owned::{Field, OwnedRing};
 use sync::{fence, AtomicU32, Ordering};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
+/// Where the buffer this PD is filling now starts (0: none), set by a
+/// producer that fills a buffer before it publishes the descriptor naming
+/// it (a link's sender). Only fault injection reads it: a `garbage` fault,
+/// which may stop the PD anywhere, must not write into a packet the PD is
+/// about to publish; that would be a wrong-data fault of the PD itself
+/// (its neighbours cannot tell it from a real packet), not a test of its
+/// neighbours.
+pub static FILLING: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
 /// Bytes of the header before the descriptors.
 pub const HEADER_BYTES: usize = 64;
 /// Bytes of one descriptor.

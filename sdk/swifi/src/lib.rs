@@ -116,13 +116,16 @@ pub struct Scribbled {
     pub buffers: u32,
 }
 
-/// Writes garbage into the ring `t` and its pool (see the crate docs).
+/// Writes garbage into the ring `t` and its pool (see the crate docs). The
+/// buffer at `filling` (the one the PD was filling when it was stopped,
+/// [`axolotl_ring::FILLING`]; 0 for none) is left alone like those in
+/// flight: its descriptor is about to be published.
 ///
 /// # Safety
 /// `t.ring` must be the address of a live, writable ring of `t.slots`
 /// slots produced by this PD and, if `t.pool` is not 0, `t.pool` of a
 /// live, writable pool of `t.slots` buffers of `t.buf_size` bytes.
-pub unsafe fn scribble(t: &Target, rng: &mut Rng) -> Scribbled {
+pub unsafe fn scribble(t: &Target, filling: usize, rng: &mut Rng) -> Scribbled {
     let base = t.ring as *mut u8;
     // SAFETY: inside the ring's header, which the caller vouches for; u32
     // fields at 4-byte aligned offsets of a page-aligned region.
@@ -162,6 +165,12 @@ pub unsafe fn scribble(t: &Target, rng: &mut Rng) -> Scribbled {
                     named[b as usize / 64] |= 1 << (b % 64);
                 }
             }
+        }
+    }
+    if t.pool != 0 && filling >= t.pool && t.buf_size > 0 {
+        let b = (filling - t.pool) / t.buf_size as usize;
+        if b < buffers {
+            named[b / 64] |= 1 << (b % 64);
         }
     }
     let unnamed = (0..buffers).filter(|&b| !is_named(&named, b)).count();

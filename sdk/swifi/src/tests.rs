@@ -89,7 +89,7 @@ fn garbage_spares_what_is_in_flight_and_publishes_some() {
     for seed in 0..20 {
         let mut rng = Rng::new(seed);
         // SAFETY: `t` describes `mem`.
-        let s = unsafe { scribble(&t, &mut rng) };
+        let s = unsafe { scribble(&t, 0, &mut rng) };
         assert_eq!(s.buffers, 6);
         assert!((1..=6).contains(&s.published), "{s:?}");
         // What was in flight comes out first, intact.
@@ -180,4 +180,32 @@ fn a_pd_produces_its_rings_its_links_active_rings_and_its_free_rings() {
             (t(0x40_1000, 2048, 0), Channel::new(2)),
         ]
     );
+}
+
+#[test]
+fn garbage_spares_the_buffer_being_filled() {
+    let mut mem = Box::new(Link([0; 64 + 16 * 8 + 8 * 64]));
+    let base = mem.0.as_mut_ptr();
+    let ring_len = 64 + 16 * 8;
+    let pool = base as usize + ring_len;
+    // Buffer 2 is half written: its descriptor is not on the ring yet.
+    mem.0[ring_len + 2 * 64..][..64].fill(0x5a);
+    let t = Target {
+        ring: base as usize,
+        slots: 8,
+        buf_size: 64,
+        pool,
+    };
+    for seed in 0..20 {
+        // SAFETY: `t` describes `mem`, an empty ring and its pool.
+        let s = unsafe { scribble(&t, pool + 2 * 64, &mut Rng::new(seed)) };
+        assert_eq!(s.buffers, 7);
+        assert!(mem.0[ring_len + 2 * 64..][..64].iter().all(|&x| x == 0x5a));
+        // No garbage descriptor names it either.
+        // SAFETY: as above; the consumer end of the same ring.
+        let mut rx = unsafe { Consumer::attach(base, ring_len, 8).unwrap() };
+        while let Some(d) = rx.dequeue().unwrap() {
+            assert_ne!(d.offset, 2 * 64, "{d:?}");
+        }
+    }
 }

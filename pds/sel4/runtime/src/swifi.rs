@@ -57,6 +57,8 @@ fn garbage() {
     // SAFETY: see `Wiring`.
     let (rings, links) = unsafe { *WIRING.0.get() };
     let mut rng = rng();
+    // The thread was stopped: a buffer it was filling stays as it is.
+    let filling = axolotl_ring::FILLING.load(core::sync::atomic::Ordering::Relaxed);
     let (mut rings_hit, mut published, mut buffers) = (0, 0, 0);
     let mut notified = axolotl_sdk::ChannelSet::EMPTY;
     for (t, ch) in axolotl_swifi::targets(rings, links) {
@@ -64,7 +66,7 @@ fn garbage() {
         // sender, the pool it fills), at the address system.xml maps it
         // here, writable, for the life of the PD (the generated wiring
         // says so; `targets` keeps only producing ends).
-        let s = unsafe { axolotl_swifi::scribble(&t, &mut rng) };
+        let s = unsafe { axolotl_swifi::scribble(&t, filling, &mut rng) };
         rings_hit += 1;
         published += s.published;
         buffers += s.buffers;
