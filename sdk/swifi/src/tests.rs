@@ -48,16 +48,40 @@ fn flip_caps_the_bits_and_does_nothing_without_memory() {
 #[repr(C, align(64))]
 struct Link([u8; 64 + 16 * 8 + 8 * 64]);
 
+/// Bytes of [`Link`]'s ring: the pool follows.
+const RING_LEN: usize = 64 + 16 * 8;
+
+impl Link {
+    fn new() -> Box<Link> {
+        Box::new(Link([0; 64 + 16 * 8 + 8 * 64]))
+    }
+
+    /// The ring of 8 slots and the pool of 8 buffers of 64 bytes.
+    fn target(&mut self) -> Target {
+        let base = self.0.as_mut_ptr() as usize;
+        Target {
+            ring: base,
+            slots: 8,
+            buf_size: 64,
+            pool: base + RING_LEN,
+        }
+    }
+
+    fn buffer(&mut self, b: usize) -> &mut [u8] {
+        &mut self.0[RING_LEN + b * 64..][..64]
+    }
+}
+
 #[test]
 fn garbage_spares_what_is_in_flight_and_publishes_some() {
-    let mut mem = Box::new(Link([0; 64 + 16 * 8 + 8 * 64]));
+    let mut mem = Link::new();
+    let t = mem.target();
     let base = mem.0.as_mut_ptr();
-    let ring_len = 64 + 16 * 8;
     // SAFETY: `mem` outlives both ends; one producer, one consumer.
     let (mut tx, mut rx) = unsafe {
         (
-            Producer::attach(base, ring_len, 8).unwrap(),
-            Consumer::attach(base, ring_len, 8).unwrap(),
+            Producer::attach(base, RING_LEN, 8).unwrap(),
+            Consumer::attach(base, RING_LEN, 8).unwrap(),
         )
     };
     // Two packets in flight, in buffers 3 and 5, after three consumed.
@@ -70,9 +94,8 @@ fn garbage_spares_what_is_in_flight_and_publishes_some() {
         tx.enqueue(d).unwrap();
         rx.dequeue().unwrap();
     }
-    let pool = base as usize + ring_len;
     for b in [3u64, 5] {
-        mem.0[ring_len + b as usize * 64..][..64].fill(b as u8);
+        mem.buffer(b as usize).fill(b as u8);
         tx.enqueue(Desc {
             offset: b * 64,
             len: 64,
@@ -80,12 +103,6 @@ fn garbage_spares_what_is_in_flight_and_publishes_some() {
         })
         .unwrap();
     }
-    let t = Target {
-        ring: base as usize,
-        slots: 8,
-        buf_size: 64,
-        pool,
-    };
     for seed in 0..20 {
         let mut rng = Rng::new(seed);
         // SAFETY: `t` describes `mem`.
@@ -96,9 +113,7 @@ fn garbage_spares_what_is_in_flight_and_publishes_some() {
         for b in [3u8, 5] {
             let d = rx.dequeue().unwrap().unwrap();
             assert_eq!((d.offset, d.len, d.meta), (u64::from(b) * 64, 64, 9));
-            assert!(mem.0[ring_len + b as usize * 64..][..64]
-                .iter()
-                .all(|&x| x == b));
+            assert!(mem.buffer(usize::from(b)).iter().all(|&x| x == b));
         }
         // Then the garbage, which the consumer can take; a descriptor
         // naming a real buffer never names one in flight.
@@ -184,26 +199,19 @@ fn a_pd_produces_its_rings_its_links_active_rings_and_its_free_rings() {
 
 #[test]
 fn garbage_spares_the_buffer_being_filled() {
-    let mut mem = Box::new(Link([0; 64 + 16 * 8 + 8 * 64]));
+    let mut mem = Link::new();
+    let t = mem.target();
     let base = mem.0.as_mut_ptr();
-    let ring_len = 64 + 16 * 8;
-    let pool = base as usize + ring_len;
     // Buffer 2 is half written: its descriptor is not on the ring yet.
-    mem.0[ring_len + 2 * 64..][..64].fill(0x5a);
-    let t = Target {
-        ring: base as usize,
-        slots: 8,
-        buf_size: 64,
-        pool,
-    };
+    mem.buffer(2).fill(0x5a);
     for seed in 0..20 {
         // SAFETY: `t` describes `mem`, an empty ring and its pool.
-        let s = unsafe { scribble(&t, pool + 2 * 64, &mut Rng::new(seed)) };
+        let s = unsafe { scribble(&t, t.pool + 2 * 64, &mut Rng::new(seed)) };
         assert_eq!(s.buffers, 7);
-        assert!(mem.0[ring_len + 2 * 64..][..64].iter().all(|&x| x == 0x5a));
+        assert!(mem.buffer(2).iter().all(|&x| x == 0x5a));
         // No garbage descriptor names it either.
         // SAFETY: as above; the consumer end of the same ring.
-        let mut rx = unsafe { Consumer::attach(base, ring_len, 8).unwrap() };
+        let mut rx = unsafe { Consumer::attach(base, RING_LEN, 8).unwrap() };
         while let Some(d) = rx.dequeue().unwrap() {
             assert_ne!(d.offset, 2 * 64, "{d:?}");
         }

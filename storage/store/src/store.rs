@@ -5,6 +5,7 @@ use crate::journal::{Journal, Medium, Record, RecordKind};
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use axolotl_sdk::config::StoreClient;
+use axolotl_sdk::crc::crc32;
 pub use axolotl_store_api::buffered::Change;
 use axolotl_store_api::buffered::MAX_BUFFER_VALUE_LEN;
 use axolotl_store_api::{Key, Status};
@@ -46,7 +47,7 @@ pub const MAX_CLIENTS: usize = 256;
 pub struct Store<M: Medium = &'static mut [u8]> {
     journal: Journal<M>,
     clients: &'static [StoreClient],
-    index: BTreeMap<(u8, Key), Vec<u8>>,
+    index: BTreeMap<(u8, Key), Entry>,
     usage: Vec<Usage>,
     /// Every watch, from the journal.
     watches: BTreeSet<Watch>,
@@ -55,6 +56,56 @@ pub struct Store<M: Medium = &'static mut [u8]> {
     /// Clients to notify that a watched key changed.
     to_notify: BTreeSet<u8>,
     repairs: u64,
+}
+
+/// A value in the index, with a checksum over its client, key and bytes.
+///
+/// The index lives in the store's ordinary memory, which a stray write or
+/// a flipped bit can change (`axolotl inject store corrupt`). A value is
+/// checked whenever it leaves the store (an answer, a compaction into the
+/// journal); one that fails means the memory is not to be trusted, and
+/// the store stops at once ([`Entry::checked`] panics) so that its parent
+/// restarts it with fresh memory, from the journal, which is checksummed
+/// record by record and lives in a region of its own. Served, a wrong
+/// value would spread: the filter taking back flows that never were,
+/// TCP listening for the wrong app. Lookups that miss because a key's
+/// bytes changed are not caught here; they end as "not found".
+struct Entry {
+    sum: u32,
+    value: Vec<u8>,
+}
+
+impl Entry {
+    fn new(client: u8, key: &Key, value: &[u8]) -> Entry {
+        Entry {
+            sum: Self::sum(client, key, value),
+            value: value.to_vec(),
+        }
+    }
+
+    fn sum(client: u8, key: &Key, value: &[u8]) -> u32 {
+        crc32(&[&[client], key.as_bytes(), value])
+    }
+
+    /// The bytes, unchecked: for comparing and counting.
+    fn as_slice(&self) -> &[u8] {
+        &self.value
+    }
+
+    /// The bytes, once the checksum says they are what was stored under
+    /// `key` of `client`.
+    ///
+    /// # Panics
+    /// If they are not: the store's memory is corrupt (see [`Entry`]).
+    fn checked(&self, client: u8, key: &Key) -> &[u8] {
+        if Self::sum(client, key, &self.value) != self.sum {
+            panic!(
+                "store: the value of a key of client {client} changed in memory; restarting from \
+                 the journal"
+            );
+        }
+        &self.value
+    }
 }
 
 fn cost(key: &[u8], value: &[u8]) -> u64 {
@@ -86,7 +137,8 @@ impl<M: Medium> Store<M> {
             }
             match record.kind() {
                 RecordKind::Put => {
-                    index.insert((record.client(), key), record.value().to_vec());
+                    let entry = Entry::new(record.client(), &key, record.value());
+                    index.insert((record.client(), key), entry);
                 }
                 RecordKind::Delete => {
                     index.remove(&(record.client(), key));
@@ -106,7 +158,7 @@ impl<M: Medium> Store<M> {
         let mut usage = alloc::vec![Usage::default(); clients.len()];
         for ((client, key), value) in &index {
             if let Some(u) = usage.get_mut(usize::from(*client)) {
-                u.bytes += cost(key.as_bytes(), value);
+                u.bytes += cost(key.as_bytes(), value.as_slice());
                 u.keys += 1;
             }
         }
@@ -187,7 +239,7 @@ impl<M: Medium> Store<M> {
             let live = self
                 .index
                 .iter()
-                .filter_map(|((oc, ok), v)| Record::put(*oc, ok.as_bytes(), v))
+                .filter_map(|((oc, ok), v)| Record::put(*oc, ok.as_bytes(), v.checked(*oc, ok)))
                 .chain(Self::watch_records(&self.watches))
                 .chain(core::iter::once(record));
             if self.journal.compact(live).is_err() {
@@ -234,7 +286,7 @@ impl<M: Medium> Store<M> {
         let new = Usage {
             bytes: usage
                 .bytes
-                .saturating_sub(old.map_or(0, |old| cost(key, old)))
+                .saturating_sub(old.map_or(0, |old| cost(key, old.as_slice())))
                 + cost(key, value),
             keys: usage.keys + u64::from(old.is_none()),
         };
@@ -249,7 +301,7 @@ impl<M: Medium> Store<M> {
                 .index
                 .iter()
                 .filter(move |((oc, ok), _)| !(*oc == c && *ok == k))
-                .filter_map(|((oc, ok), v)| Record::put(*oc, ok.as_bytes(), v))
+                .filter_map(|((oc, ok), v)| Record::put(*oc, ok.as_bytes(), v.checked(*oc, ok)))
                 .chain(Self::watch_records(&self.watches))
                 .chain(core::iter::once(record));
             if self.journal.compact(live).is_err() {
@@ -257,7 +309,7 @@ impl<M: Medium> Store<M> {
                 return Status::JournalFull;
             }
         }
-        self.index.insert((c, k), value.to_vec());
+        self.index.insert((c, k), Entry::new(c, &k, value));
         self.usage[client] = new;
         self.fire(c, &k);
         Status::Ok
@@ -310,7 +362,7 @@ impl<M: Medium> Store<M> {
                 return Status::BadRequest;
             };
             if let Some(o) = old {
-                new.bytes = new.bytes.saturating_sub(cost(key, o));
+                new.bytes = new.bytes.saturating_sub(cost(key, o.as_slice()));
                 new.keys = new.keys.saturating_sub(1);
             }
             if let Some(v) = value {
@@ -339,7 +391,7 @@ impl<M: Medium> Store<M> {
                 .index
                 .iter()
                 .filter(move |((oc, ok), _)| !(*oc == c && changed.binary_search(ok).is_ok()))
-                .filter_map(|((oc, ok), v)| Record::put(*oc, ok.as_bytes(), v))
+                .filter_map(|((oc, ok), v)| Record::put(*oc, ok.as_bytes(), v.checked(*oc, ok)))
                 .chain(Self::watch_records(&self.watches))
                 .chain(
                     records
@@ -359,7 +411,7 @@ impl<M: Medium> Store<M> {
             let Some(k) = Key::new(r.key()) else { continue };
             match r.kind() {
                 RecordKind::Put => {
-                    self.index.insert((c, k), r.value().to_vec());
+                    self.index.insert((c, k), Entry::new(c, &k, r.value()));
                 }
                 RecordKind::Delete => {
                     self.index.remove(&(c, k));
@@ -381,9 +433,10 @@ impl<M: Medium> Store<M> {
             return Err(Status::UnknownClient);
         }
         let key = Key::new(key).ok_or(Status::BadRequest)?;
+        let c = client as u8;
         self.index
-            .get(&(client as u8, key))
-            .map(Vec::as_slice)
+            .get(&(c, key))
+            .map(|e| e.checked(c, &key))
             .ok_or(Status::NotFound)
     }
 
@@ -405,7 +458,7 @@ impl<M: Medium> Store<M> {
             .range((start, Unbounded))
             .next()
             .filter(|((oc, _), _)| *oc == c)
-            .map(|((_, k), v)| (k.as_bytes(), v.as_slice()))
+            .map(|((_, k), v)| (k.as_bytes(), v.checked(c, k)))
     }
 
     /// Removes `key` of client `client`: [`Status::Ok`] once that is durable,
@@ -418,7 +471,7 @@ impl<M: Medium> Store<M> {
         let (Some(k), Some(record)) = (Key::new(key), Record::delete(c, key)) else {
             return Status::BadRequest;
         };
-        let Some(old_len) = self.index.get(&(c, k)).map(Vec::len) else {
+        let Some(old_len) = self.index.get(&(c, k)).map(|e| e.as_slice().len()) else {
             return Status::NotFound;
         };
         if self.journal.append(&record).is_err() {
@@ -426,7 +479,7 @@ impl<M: Medium> Store<M> {
                 .index
                 .iter()
                 .filter(move |((oc, ok), _)| !(*oc == c && *ok == k))
-                .filter_map(|((oc, ok), v)| Record::put(*oc, ok.as_bytes(), v))
+                .filter_map(|((oc, ok), v)| Record::put(*oc, ok.as_bytes(), v.checked(*oc, ok)))
                 .chain(Self::watch_records(&self.watches));
             // The live set shrinks, so it fits where it was; but never assume.
             if self.journal.compact(live).is_err() {
@@ -453,7 +506,7 @@ impl<M: Medium> Store<M> {
         let c = client as u8;
         let mut real = Usage::default();
         for ((_, k), v) in self.index.iter().filter(|((oc, _), _)| *oc == c) {
-            real.bytes += cost(k.as_bytes(), v);
+            real.bytes += cost(k.as_bytes(), v.as_slice());
             real.keys += 1;
         }
         match self.usage.get_mut(client) {
@@ -482,7 +535,7 @@ impl<M: Medium> Store<M> {
     pub fn iter(&self) -> impl Iterator<Item = (usize, &[u8], &[u8])> {
         self.index
             .iter()
-            .map(|((c, k), v)| (usize::from(*c), k.as_bytes(), v.as_slice()))
+            .map(|((c, k), v)| (usize::from(*c), k.as_bytes(), v.checked(*c, k)))
     }
 
     /// Number of keys of all clients.
@@ -541,5 +594,55 @@ mod tests {
         // A real quota is still a quota: one key too many, after no repair.
         assert_eq!(s.put(0, b"e", b"five"), Status::QuotaExceeded);
         assert_eq!(s.repairs(), 2);
+    }
+
+    /// A flipped bit in the value `b` holds in memory, as a `corrupt` fault
+    /// does.
+    fn flip_b(s: &mut Store<Vec<u8>>) {
+        let k = Key::new(b"b").unwrap();
+        s.index.get_mut(&(0, k)).unwrap().value[1] ^= 4;
+    }
+
+    fn corrupted() -> Store<Vec<u8>> {
+        let mut s: Store<Vec<u8>> = Store::new(vec![0; 4096], &CLIENTS);
+        assert_eq!(s.put(0, b"a", b"one"), Status::Ok);
+        assert_eq!(s.put(0, b"b", b"two"), Status::Ok);
+        flip_b(&mut s);
+        s
+    }
+
+    #[test]
+    #[should_panic(expected = "changed in memory")]
+    fn a_value_changed_in_memory_is_never_served() {
+        let _ = corrupted().get(0, b"b");
+    }
+
+    #[test]
+    #[should_panic(expected = "changed in memory")]
+    fn a_value_changed_in_memory_is_never_listed() {
+        let s = corrupted();
+        let first = s.next(0, None).map(|(k, _)| k.to_vec());
+        let _ = s.next(0, first.as_deref());
+    }
+
+    #[test]
+    #[should_panic(expected = "changed in memory")]
+    fn a_value_changed_in_memory_never_reaches_the_journal() {
+        // Overwrites of `a` fill the journal until it is compacted, which
+        // copies the index into it: it must stop at the bad value rather
+        // than make it durable.
+        let mut s = corrupted();
+        for i in 0..1000u32 {
+            let v = if i % 2 == 0 { &b"uno"[..] } else { &b"one"[..] };
+            assert_eq!(s.put(0, b"a", v), Status::Ok, "put {i}");
+        }
+    }
+
+    #[test]
+    fn the_store_restarted_from_its_journal_serves_what_was_stored() {
+        let s = corrupted();
+        assert_eq!(s.get(0, b"a"), Ok(&b"one"[..]));
+        let again: Store<Vec<u8>> = Store::new(s.into_medium(), &CLIENTS);
+        assert_eq!(again.get(0, b"b"), Ok(&b"two"[..]));
     }
 }
