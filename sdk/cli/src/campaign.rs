@@ -248,6 +248,9 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
     let mut failures: Vec<String> = Vec::new();
     let mut fail_silent: Vec<String> = Vec::new();
     let mut seen_errors = 0usize;
+    // When each PD was last given a fault of its own: a `corrupt` PD may
+    // crash a while later, during the next fault.
+    let mut last_faulted: BTreeMap<String, Instant> = BTreeMap::new();
     let mut next_progress = Instant::now() + Duration::from_secs(30);
     let fail = |failures: &mut Vec<String>, what: String| {
         eprintln!("campaign: system failure: {what}");
@@ -311,12 +314,21 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(10));
         }
         // Garbage from a PD restarts nothing: its neighbours count, drop
-        // and carry on, and so does the PD itself.
+        // and carry on, and so does the PD itself. A PD given a fault of
+        // its own within the bound before is not counted: that fault may
+        // restart it now (a corrupted PD crashing a second later).
         if kind == "garbage" && verdict != Verdict::Failure {
             if let Ok(rows) = query(control) {
+                let own_fault = |name: &str| {
+                    name != pd.as_str()
+                        && last_faulted
+                            .get(name)
+                            .is_some_and(|t| started.duration_since(*t) < bound)
+                };
                 let restarted: Vec<String> = rows
                     .iter()
                     .filter(|r| r.restarts > row(&rows_before, &r.name).map_or(0, |b| b.restarts))
+                    .filter(|r| !own_fault(&r.name))
                     .map(|r| r.name.clone())
                     .collect();
                 if !restarted.is_empty() {
@@ -332,6 +344,7 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
                 }
             }
         }
+        last_faulted.insert(pd.clone(), started);
         let errors: Vec<ClientError> = {
             let all = ctx.errors.lock().unwrap_or_else(|p| p.into_inner());
             let new = all[seen_errors..].iter().map(|e| e.1).collect();
