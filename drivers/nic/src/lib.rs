@@ -56,6 +56,19 @@ pub struct Stats {
     pub tx_dropped: u64,
     /// Frames from the device too short to be Ethernet.
     pub rx_runts: u64,
+    /// Packets from IP too short to be Ethernet, never given to the
+    /// device (an empty one makes QEMU's virtio-net stop for good: "nothing
+    /// to send", the device then needs a reset).
+    pub tx_runts: u64,
+}
+
+/// Bytes of an Ethernet header: no frame is shorter.
+pub const ETH_HEADER: usize = 14;
+
+/// Whether a packet from IP may go to the device: at least an Ethernet
+/// header (a neighbour gone wrong may hand over anything).
+pub fn sendable(frame: &[u8]) -> bool {
+    frame.len() >= ETH_HEADER
 }
 
 /// The NIC driver component.
@@ -94,6 +107,10 @@ impl<H: NicHw> NicDriver<H> {
             // Out: IP to the device.
             for _ in 0..BATCH {
                 match self.tx.recv(&mut buf) {
+                    Ok(Some((n, _))) if !sendable(&buf[..n]) => {
+                        self.stats.tx_runts += 1;
+                        moved += 1;
+                    }
                     Ok(Some((n, _))) => {
                         if self.hw.transmit(&buf[..n]) {
                             self.stats.tx_frames += 1;
@@ -124,7 +141,7 @@ impl<H: NicHw> NicDriver<H> {
                         }
                     }
                 };
-                if n < 14 {
+                if n < ETH_HEADER {
                     self.stats.rx_runts += 1;
                     continue;
                 }
@@ -183,11 +200,25 @@ impl<H: NicHw> axolotl_monitor::query::HasCounters for NicDriver<H> {
             packets_out: self.stats.tx_frames,
             dropped: self.stats.tx_dropped,
             bad: self.stats.rx_runts
+                + self.stats.tx_runts
                 + self.hw.bad()
                 + self.tx.bad_descriptors()
                 + self.rx.bad_returns(),
             device_resets: self.hw.resets(),
             buffers_out: self.rx.unreturned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_packet_shorter_than_an_ethernet_header_is_never_sent() {
+        assert!(!sendable(&[]));
+        assert!(!sendable(&[0; ETH_HEADER - 1]));
+        assert!(sendable(&[0; ETH_HEADER]));
+        assert!(sendable(&[0; MAX_FRAME]));
     }
 }
