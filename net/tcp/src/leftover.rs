@@ -97,6 +97,11 @@ fn ack_packet(e: &Ends, n: u32) -> Vec<u8> {
         timestamp: None,
         payload: &[],
     };
+    ipv4_packet(src, dst, &tcp)
+}
+
+/// `tcp` from `src` to `dst` as a whole IPv4 packet, checksums filled in.
+pub(crate) fn ipv4_packet(src: Ipv4Address, dst: Ipv4Address, tcp: &TcpRepr<'_>) -> Vec<u8> {
     let ip = Ipv4Repr {
         src_addr: src,
         dst_addr: dst,

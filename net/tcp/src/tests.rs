@@ -1,9 +1,7 @@
 use super::*;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::time::Instant;
-use smoltcp::wire::{
-    IpAddress, IpProtocol, Ipv4Packet, Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
-};
+use smoltcp::wire::{IpAddress, Ipv4Packet, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber};
 
 const US: Ipv4Address = Ipv4Address::new(10, 0, 2, 15);
 const PEER: Ipv4Address = Ipv4Address::new(10, 0, 2, 2);
@@ -279,23 +277,7 @@ impl RawPeer {
             timestamp: None,
             payload,
         };
-        let ip = Ipv4Repr {
-            src_addr: self.from,
-            dst_addr: US,
-            next_header: IpProtocol::Tcp,
-            payload_len: tcp.buffer_len(),
-            hop_limit: 64,
-        };
-        let mut buf = vec![0u8; ip.buffer_len() + tcp.buffer_len()];
-        let caps = ChecksumCapabilities::default();
-        ip.emit(&mut Ipv4Packet::new_unchecked(&mut buf[..]), &caps);
-        tcp.emit(
-            &mut TcpPacket::new_unchecked(&mut buf[ip.buffer_len()..]),
-            &IpAddress::from(self.from),
-            &IpAddress::from(US),
-            &caps,
-        );
-        buf
+        crate::leftover::ipv4_packet(self.from, US, &tcp)
     }
 
     /// Reads what the service sent: its sequence number, and the window
