@@ -71,6 +71,11 @@ enum Command {
         /// Do not build the PD programs, even under `cargo run`.
         #[arg(long)]
         no_build: bool,
+        /// Start every restart afresh (fork, exec, linking) instead of
+        /// handing over to a spare process of the PD's program, started
+        /// and waiting, owning nothing (the default: a faster recovery).
+        #[arg(long)]
+        no_spares: bool,
         #[command(flatten)]
         net: NetArgs,
     },
@@ -228,8 +233,9 @@ fn main() -> ExitCode {
             control,
             pd_dir,
             no_build,
+            no_spares,
             net,
-        } => run(&file, control, pd_dir, no_build, &net),
+        } => run(&file, control, pd_dir, no_build, !no_spares, &net),
         Command::Image { target } => read_system(&target.file)
             .and_then(|(name, _)| image::build(Path::new(&name), &target.board, &target.config))
             .map(|_| ()),
@@ -411,6 +417,7 @@ fn run(
     control: Option<PathBuf>,
     pd_dir: Option<PathBuf>,
     no_build: bool,
+    spares: bool,
     net: &NetArgs,
 ) -> Result<(), String> {
     let (system, fingerprint, path) = parse_with_fingerprint(file)?;
@@ -429,6 +436,7 @@ fn run(
         pd_dir: pd_dir.unwrap_or(exe_dir),
         fingerprint,
         services,
+        spares,
     };
     axolotl_host::supervisor::run(&system, &opts)
 }

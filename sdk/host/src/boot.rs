@@ -81,6 +81,10 @@ pub struct Boot {
     pub chans: Vec<ChanSpec>,
     /// The rings it produces.
     pub produces: Vec<Produced>,
+    /// A spare's start signal: the read end of a pipe. A spare waits,
+    /// before it maps or runs anything, until a byte arrives (take over
+    /// from a faulted incarnation) or the pipe closes (not needed: exit).
+    pub go: Option<i32>,
 }
 
 impl Boot {
@@ -108,6 +112,9 @@ impl Boot {
                 ";chan={},{},{},{},{},{}",
                 c.id, c.fd, c.pp as u8, c.notify as u8, c.callee as u8, c.parent as u8
             );
+        }
+        if let Some(go) = self.go {
+            let _ = write!(s, ";go={go}");
         }
         for p in &self.produces {
             let _ = write!(
@@ -190,6 +197,12 @@ impl Boot {
                         channel: channel as u8,
                     });
                 }
+                "go" => {
+                    boot.go = Some(
+                        i32::try_from(num(value)?)
+                            .map_err(|_| format!("go '{value}': not a descriptor"))?,
+                    )
+                }
                 other => return Err(format!("unknown item '{other}'")),
             }
         }
@@ -252,8 +265,16 @@ mod tests {
                     channel: 0,
                 },
             ],
+            go: None,
         };
-        assert_eq!(Boot::decode(&boot.encode()), Ok(boot));
+        assert_eq!(Boot::decode(&boot.encode()), Ok(boot.clone()));
+        let spare = Boot {
+            go: Some(9),
+            ..boot
+        };
+        assert!(spare.encode().contains(";go=9"));
+        assert_eq!(Boot::decode(&spare.encode()), Ok(spare));
+        assert!(Boot::decode("name=x;ctrl=1;page=2;go=-1").is_err());
         assert!(Boot::decode("name=x;ctrl=1").is_err());
         assert!(Boot::decode("name=x;ctrl=1;page=2;chan=63,1,0,0,0,0").is_err());
         assert!(Boot::decode("name=x;ctrl=z;page=2").is_err());

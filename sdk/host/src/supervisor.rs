@@ -33,6 +33,9 @@ pub struct Options {
     /// gateway): shown by `status`, faulted by `inject`; one that fails
     /// for good ends the run with its error.
     pub services: Vec<Service>,
+    /// Keep a spare process of every PD started and waiting, so that a
+    /// restart need not wait for fork, exec and dynamic linking.
+    pub spares: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +99,15 @@ struct Proc {
     notified_since: Option<u64>,
     report: Option<(FaultInfo, Option<String>)>,
     after_kill: Option<After>,
+    /// A process of this PD's program, started but waiting to take over.
+    spare: Option<Spare>,
+}
+
+/// A started PD process that waits, owning nothing, for its start signal.
+struct Spare {
+    pid: i32,
+    /// The write end of its start pipe: a byte starts it, closing ends it.
+    go: OwnedFd,
 }
 
 struct Supervisor {
@@ -112,6 +124,8 @@ struct Supervisor {
     services: Vec<Service>,
     /// Stalled PDs: (process index, its pid, when to let it run on).
     stalls: Vec<(usize, i32, u64)>,
+    /// Keep spares ([`Options::spares`]).
+    spares: bool,
 }
 
 /// Finds the host program for every PD; reports every missing one.
@@ -155,6 +169,7 @@ pub fn run(system: &System, opts: &Options) -> Result<(), String> {
     let listener = bind_control(&opts.control)?;
     let mut sup = Supervisor::new(system, programs, opts.fingerprint)?;
     sup.services = opts.services.clone();
+    sup.spares = opts.spares;
     log::info!(
         "starting {} PDs from {}; control socket {}; Ctrl-C stops",
         sup.procs.len(),
@@ -372,6 +387,7 @@ impl Supervisor {
                 notified_since: None,
                 report: None,
                 after_kill: None,
+                spare: None,
             });
         }
         Ok(Supervisor {
@@ -385,18 +401,72 @@ impl Supervisor {
             shutting_down: false,
             services: Vec::new(),
             stalls: Vec::new(),
+            spares: false,
         })
     }
 
+    /// Starts PD `i`: hands over to its spare if it has one, else starts a
+    /// process of its program.
     fn spawn(&mut self, i: usize) {
-        let t0 = self.t0;
         let p = &mut self.procs[i];
         p.page.reset_for_start();
+        if let Some(spare) = p.spare.take() {
+            if sys::write_all_once(spare.go.as_raw_fd(), b"g") {
+                p.pid = Some(spare.pid);
+                p.state = State::Starting;
+                log::debug!("{} taken over by its spare, pid {}", p.name, spare.pid);
+                return;
+            }
+            // It died waiting (reaped or about to be): start afresh.
+            log::warn!("the spare of {} (pid {}) is gone", p.name, spare.pid);
+        }
+        match self.launch(i, None) {
+            Ok(pid) => {
+                let p = &mut self.procs[i];
+                p.pid = Some(pid);
+                p.state = State::Starting;
+                log::debug!("started {} as pid {pid}", p.name);
+            }
+            Err(e) => {
+                let p = &mut self.procs[i];
+                log::error!("cannot start {} ({}): {e}", p.name, p.program.display());
+                p.state = State::Dead;
+            }
+        }
+    }
+
+    /// Starts a spare of PD `i` unless it has one or spares are off.
+    fn spawn_spare(&mut self, i: usize) {
+        if !self.spares || self.shutting_down || self.procs[i].spare.is_some() {
+            return;
+        }
+        let (read, write) = match sys::pipe() {
+            Ok(p) => p,
+            Err(e) => {
+                log::warn!("no spare for {}: pipe: {e}", self.procs[i].name);
+                return;
+            }
+        };
+        match self.launch(i, Some(read.as_raw_fd())) {
+            Ok(pid) => {
+                log::debug!("spare of {} waits as pid {pid}", self.procs[i].name);
+                self.procs[i].spare = Some(Spare { pid, go: write });
+            }
+            Err(e) => log::warn!("no spare for {}: {e}", self.procs[i].name),
+        }
+        // The child has its copy of the read end; ours closes here.
+        drop(read);
+    }
+
+    /// Starts a process of PD `i`'s program with its boot description
+    /// (a spare if `go` is its start pipe); its pid.
+    fn launch(&self, i: usize, go: Option<RawFd>) -> std::io::Result<i32> {
+        let p = &self.procs[i];
         let boot = Boot {
             name: p.name.clone(),
             ctrl: p.ctrl_pd.as_raw_fd(),
             page: p.page_fd.as_raw_fd(),
-            t0,
+            t0: self.t0,
             system: self.fingerprint,
             maps: p.maps.clone(),
             chans: p
@@ -412,10 +482,12 @@ impl Supervisor {
                 })
                 .collect(),
             produces: p.produces.clone(),
+            go,
         };
         let mut fds: Vec<RawFd> = vec![boot.ctrl, boot.page];
         fds.extend(boot.maps.iter().map(|m| m.fd));
         fds.extend(boot.chans.iter().map(|c| c.fd));
+        fds.extend(go);
         // SAFETY: getpid has no preconditions.
         let me = unsafe { libc::getpid() };
         let mut cmd = Command::new(&p.program);
@@ -440,17 +512,7 @@ impl Supervisor {
                 Ok(())
             });
         }
-        match cmd.spawn() {
-            Ok(child) => {
-                p.pid = Some(child.id() as i32);
-                p.state = State::Starting;
-                log::debug!("started {} as pid {}", p.name, child.id());
-            }
-            Err(e) => {
-                log::error!("cannot start {} ({}): {e}", p.name, p.program.display());
-                p.state = State::Dead;
-            }
-        }
+        cmd.spawn().map(|child| child.id() as i32)
     }
 
     fn serve(&mut self, sigfd: RawFd, listener: &UnixListener) -> Result<(), String> {
@@ -572,6 +634,13 @@ impl Supervisor {
             }
             if let Some(i) = self.procs.iter().position(|p| p.pid == Some(pid)) {
                 self.on_exit(i, status);
+            } else if let Some(p) = self
+                .procs
+                .iter_mut()
+                .find(|p| p.spare.as_ref().is_some_and(|s| s.pid == pid))
+            {
+                log::warn!("the spare of {} (pid {pid}) ended while waiting", p.name);
+                p.spare = None;
             }
         }
     }
@@ -700,6 +769,14 @@ impl Supervisor {
                 "system up: all {} PDs running ({ms:.1} ms)",
                 self.procs.len()
             );
+            // Spares start once the system is up, not competing with its boot.
+            for k in 0..self.procs.len() {
+                if self.procs[k].parent.is_some() {
+                    self.spawn_spare(k);
+                }
+            }
+        } else if self.all_up_logged && self.procs[i].parent.is_some() {
+            self.spawn_spare(i);
         }
     }
 
@@ -879,6 +956,17 @@ impl Supervisor {
     fn shutdown(&mut self) {
         self.shutting_down = true;
         for p in &mut self.procs {
+            if let Some(spare) = p.spare.take() {
+                // Closing its start pipe ends it; the kill makes sure.
+                drop(spare.go);
+                // SAFETY: signalling and then waiting for our own child.
+                unsafe {
+                    libc::kill(spare.pid, libc::SIGKILL);
+                    libc::waitpid(spare.pid, &mut 0, 0);
+                }
+            }
+        }
+        for p in &mut self.procs {
             if let Some(pid) = p.pid {
                 p.after_kill = Some(After::Shutdown);
                 // SAFETY: signalling a child process we started and have not reaped.
@@ -900,7 +988,11 @@ impl Supervisor {
 
 impl Drop for Supervisor {
     fn drop(&mut self) {
-        if self.procs.iter().any(|p| p.pid.is_some()) {
+        if self
+            .procs
+            .iter()
+            .any(|p| p.pid.is_some() || p.spare.is_some())
+        {
             self.shutdown();
         }
     }

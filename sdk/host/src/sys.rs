@@ -232,6 +232,31 @@ pub fn recv_read(fd: RawFd, buf: &mut [u8]) -> Option<usize> {
     usize::try_from(n).ok().filter(|&n| n > 0)
 }
 
+/// A pipe, both ends close-on-exec: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors are new and ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Blocks until one byte can be read from `fd`: true if one came, false
+/// at end of file or on an error.
+pub fn read_byte_blocking(fd: RawFd) -> bool {
+    let mut b = 0u8;
+    loop {
+        // SAFETY: reading at most one byte into a local.
+        let n = unsafe { libc::read(fd, (&mut b as *mut u8).cast(), 1) };
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        return n == 1;
+    }
+}
+
 /// One `write` of all of `buf`; false if it did not go out whole.
 pub fn write_all_once(fd: RawFd, buf: &[u8]) -> bool {
     // SAFETY: buf is readable for buf.len() bytes.
