@@ -5,7 +5,9 @@
 
 axolotl_sdk::include_pd!();
 
-#[sel4_microkit::protection_domain(stack_size = 0x10000, heap_size = 0x10000)]
+axolotl_sel4::declare_heap!(0x10000);
+
+#[sel4_microkit::protection_domain(stack_size = 0x10000)]
 fn init() -> impl sel4_microkit::Handler {
     axolotl_sel4::adapt(axolotl_sel4::config!(), |os| {
         let ring = pd::ring::JOBS;

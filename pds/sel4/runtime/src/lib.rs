@@ -9,7 +9,9 @@
 //! ```ignore
 //! axolotl_sdk::include_pd!();
 //!
-//! #[sel4_microkit::protection_domain(stack_size = 0x10000, heap_size = 0x40000)]
+//! axolotl_sel4::declare_heap!(0x40000); // not `heap_size`: see `heap`
+//!
+//! #[sel4_microkit::protection_domain(stack_size = 0x10000)]
 //! fn init() -> impl sel4_microkit::Handler {
 //!     axolotl_sel4::adapt(axolotl_sel4::config!(), |os| Component::init(os, ...))
 //! }
@@ -33,6 +35,7 @@
 #![no_std]
 
 pub mod clock;
+pub mod heap;
 #[cfg(target_arch = "x86_64")]
 pub mod ioport;
 mod logger;
