@@ -355,40 +355,6 @@ fn numbers_after(text: &str, prefix: &str) -> Vec<u64> {
         .collect()
 }
 
-/// Every PD's heap is a `nobits` `.persistent.heap` section: no bytes in
-/// the image, and outside what `sel4-reset` zeroes on every restart
-/// (`.persistent*` is left alone), rather than `sel4-microkit`'s heap in
-/// `.bss`.
-fn heaps_are_left_alone_by_a_reset(board: &str) {
-    use object::{Object, ObjectSection, SectionKind};
-    let dir = root().join("build").join(board).join("debug");
-    for pd in PDS {
-        let elf = dir.join(format!("{pd}.elf"));
-        let data = std::fs::read(&elf).unwrap_or_else(|e| panic!("{}: {e}", elf.display()));
-        let file = object::File::parse(&*data).unwrap();
-        let heap = file
-            .section_by_name(".persistent.heap")
-            .unwrap_or_else(|| panic!("{board}: {pd}.elf has no .persistent.heap"));
-        assert_eq!(
-            heap.kind(),
-            SectionKind::UninitializedData,
-            "{board}: {pd}'s heap takes bytes in the image"
-        );
-        assert!(
-            heap.size() >= 0x10000,
-            "{board}: {pd}'s heap is {}",
-            heap.size()
-        );
-        let bss = file.section_by_name(".bss").map_or(0, |s| s.size());
-        if pd == "tcp" {
-            assert!(
-                heap.size() >= 0x800000 && bss < 0x100000,
-                "{board}: bss {bss}"
-            );
-        }
-    }
-}
-
 fn boot_and_recover(board: &'static str) {
     eprintln!("--- {board}: building the image");
     let built = Command::new(axolotl())
@@ -397,7 +363,6 @@ fn boot_and_recover(board: &'static str) {
         .status()
         .unwrap();
     assert!(built.success(), "{board}: axolotl image failed");
-    heaps_are_left_alone_by_a_reset(board);
 
     eprintln!("--- {board}: booting");
     let q = Qemu::boot(board);

@@ -89,9 +89,7 @@ mod hw {
     }
 }
 
-axolotl_sel4::declare_heap!(0x20000);
-
-#[sel4_microkit::protection_domain(stack_size = 0x40000)]
+#[sel4_microkit::protection_domain(stack_size = 0x40000, heap_size = 0x20000)]
 fn init() -> impl sel4_microkit::Handler {
     let (tx, rx) = (pd::region::CONSOLE_TX, pd::region::CONSOLE_RX);
     // SAFETY: Microkit maps both console regions read-write before init for

@@ -8,9 +8,7 @@ mod wire;
 
 axolotl_sdk::include_pd!();
 
-axolotl_sel4::declare_heap!(0x100000);
-
-#[sel4_microkit::protection_domain(stack_size = 0x10000)]
+#[sel4_microkit::protection_domain(stack_size = 0x10000, heap_size = 0x100000)]
 fn init() -> impl sel4_microkit::Handler {
     axolotl_sel4::adapt(axolotl_sel4::config!(), wire::component)
 }

@@ -128,9 +128,7 @@ mod hw {
     }
 }
 
-axolotl_sel4::declare_heap!(0x10000);
-
-#[sel4_microkit::protection_domain(stack_size = 0x20000)]
+#[sel4_microkit::protection_domain(stack_size = 0x20000, heap_size = 0x10000)]
 fn init() -> impl sel4_microkit::Handler {
     axolotl_sel4::adapt(axolotl_sel4::config!(), |os| {
         let window = pd::region::NIC_DMA;

@@ -9,9 +9,7 @@
 //! ```ignore
 //! axolotl_sdk::include_pd!();
 //!
-//! axolotl_sel4::declare_heap!(0x40000); // not `heap_size`: see `heap`
-//!
-//! #[sel4_microkit::protection_domain(stack_size = 0x10000)]
+//! #[sel4_microkit::protection_domain(stack_size = 0x10000, heap_size = 0x40000)]
 //! fn init() -> impl sel4_microkit::Handler {
 //!     axolotl_sel4::adapt(axolotl_sel4::config!(), |os| Component::init(os, ...))
 //! }
@@ -35,7 +33,6 @@
 #![no_std]
 
 pub mod clock;
-pub mod heap;
 #[cfg(target_arch = "x86_64")]
 pub mod ioport;
 mod logger;

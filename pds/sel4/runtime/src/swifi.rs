@@ -87,11 +87,8 @@ fn garbage() {
 const MAX_AREAS: usize = 8;
 
 /// Flips `bits` random bits of the zero-initialised part of the PD's
-/// writable segments: its heap (`.persistent.heap`, see `heap`), and
-/// `.bss`, which holds its stacks, the heap's own state and every static
-/// that starts at zero. A flip in the heap outlives a restart as any stale
-/// byte there does: the next incarnation's heap starts empty and clears
-/// what it hands out zeroed. Not `.data`: it shares the file-backed part
+/// writable segments: `.bss`, which holds its heap, its stacks and every
+/// static that starts at zero. Not `.data`: it shares the file-backed part
 /// of the segment with `.persistent` (the physical addresses the Microkit
 /// tool patched in), which a reset leaves alone, so a flip there would
 /// outlive the PD's restart and not be a fault of one life of it. Nor the
@@ -125,7 +122,7 @@ fn corrupt(bits: u32) {
     let areas = &areas[..n];
     let total: usize = areas.iter().map(|a| a.1 - a.0).sum();
     log::warn!(
-        "corrupt: flipping {bits} bits in {} KiB of heap and .bss",
+        "corrupt: flipping {bits} bits in {} KiB of .bss",
         total / 1024
     );
     // SAFETY: deliberately not sound: this is the injected fault. Each area

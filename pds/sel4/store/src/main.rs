@@ -9,9 +9,7 @@ axolotl_sdk::include_pd!();
 #[path = "../../../store/src/wire.rs"]
 mod wire;
 
-axolotl_sel4::declare_heap!(0x40000);
-
-#[sel4_microkit::protection_domain(stack_size = 0x10000)]
+#[sel4_microkit::protection_domain(stack_size = 0x10000, heap_size = 0x40000)]
 fn init() -> impl sel4_microkit::Handler {
     axolotl_sel4::adapt(axolotl_sel4::config!(), |os| wire::component(os))
 }

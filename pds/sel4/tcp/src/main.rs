@@ -10,9 +10,7 @@ mod wire;
 
 axolotl_sdk::include_pd!();
 
-axolotl_sel4::declare_heap!(0x800000);
-
-#[sel4_microkit::protection_domain(stack_size = 0x20000)]
+#[sel4_microkit::protection_domain(stack_size = 0x20000, heap_size = 0x800000)]
 fn init() -> impl sel4_microkit::Handler {
     axolotl_sel4::adapt(axolotl_sel4::config!(), wire::component)
 }

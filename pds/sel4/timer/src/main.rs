@@ -74,9 +74,7 @@ mod hw {
     }
 }
 
-axolotl_sel4::declare_heap!(0x10000);
-
-#[sel4_microkit::protection_domain(stack_size = 0x10000)]
+#[sel4_microkit::protection_domain(stack_size = 0x10000, heap_size = 0x10000)]
 fn init() -> impl sel4_microkit::Handler {
     axolotl_sel4::adapt(axolotl_sel4::config!(), |os| {
         TimerDriver::init(os, hw::new(), pd::irq::TIMER, pd::TICKS, pd::TIMER_CLIENTS)
