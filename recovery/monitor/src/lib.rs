@@ -536,10 +536,11 @@ impl<W: Watchdog> Monitor<W> {
                                 && !spare =>
                         {
                             log::error!(
-                                "{} missed {} heartbeats ({} ms): hung",
+                                "{} missed {} heartbeats ({} ms): hung{}",
                                 cfg.name,
                                 hb.misses,
-                                now.nanos_since(sent) / NS_PER_MS
+                                now.nanos_since(sent) / NS_PER_MS,
+                                Above(self, i, now)
                             );
                             let info = FaultInfo {
                                 kind: FaultKind::Hang,
@@ -669,6 +670,49 @@ impl<W: Watchdog> Monitor<W> {
                 (ns % NS_PER_MS) / 1_000
             );
         }
+    }
+}
+
+/// What a hang verdict saw above the child (for the log): each PD of
+/// higher priority with a ping out, and for how long, or that none was
+/// silent. A PD declared hung while those above it answered was not
+/// starved by priority; one above it silent too points at that one.
+struct Above<'a, W: Watchdog>(&'a Monitor<W>, usize, Instant);
+
+impl<W: Watchdog> core::fmt::Display for Above<'_, W> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let Above(m, i, now) = *self;
+        let me = m.children[i].priority;
+        let mut shown = 0;
+        for (c, s) in m.children.iter().zip(m.states.iter()) {
+            if c.priority <= me {
+                continue;
+            }
+            let silent = match s.phase {
+                Phase::Running => s.ping_sent.map(|t| now.nanos_since(t) / NS_PER_MS),
+                Phase::Starting { .. } => Some(u64::MAX),
+                _ => None,
+            };
+            let Some(ms) = silent else { continue };
+            if shown == 4 {
+                return f.write_str(", ...");
+            }
+            f.write_str(if shown == 0 {
+                "; silent above it: "
+            } else {
+                ", "
+            })?;
+            if ms == u64::MAX {
+                write!(f, "{} (starting)", c.name)?;
+            } else {
+                write!(f, "{} {ms} ms", c.name)?;
+            }
+            shown += 1;
+        }
+        if shown == 0 {
+            f.write_str("; every PD above it answered")?;
+        }
+        Ok(())
     }
 }
 

@@ -985,3 +985,30 @@ fn the_checker_sizes_the_board_as_the_store_api_does() {
         );
     }
 }
+
+#[test]
+fn a_hang_verdict_says_what_was_silent_above_the_child() {
+    let mut os = MockOs::new();
+    let mut m: Monitor = Monitor::init(&mut os, &TWO, Some(TIMER_CH), None, None);
+    up(&mut m, &mut os, LOW_CH);
+    up(&mut m, &mut os, HIGH_CH);
+    os.advance_ms(2_000);
+    tick(&mut m, &mut os, 0);
+    tick(&mut m, &mut os, 100);
+    let now = os.now();
+    // Both pinged; the high one has not answered for 100 ms.
+    assert_eq!(
+        Above(&m, 0, now).to_string(),
+        "; silent above it: high 100 ms"
+    );
+    // Nothing is above the high one.
+    assert_eq!(
+        Above(&m, 1, now).to_string(),
+        "; every PD above it answered"
+    );
+    m.on_child_signal(&mut os, 1);
+    assert_eq!(
+        Above(&m, 0, now).to_string(),
+        "; every PD above it answered"
+    );
+}
