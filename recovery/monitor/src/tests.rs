@@ -378,13 +378,20 @@ static TWO: [SupervisedChild; 2] = [
     },
 ];
 
-#[test]
-fn a_child_starved_by_a_hung_higher_one_is_not_blamed() {
+/// A monitor of `children` (a low and a high one), both up, two seconds
+/// later (past their start-up).
+fn both_up(children: &'static [SupervisedChild]) -> (Monitor, MockOs) {
     let mut os = MockOs::new();
-    let mut m: Monitor = Monitor::init(&mut os, &TWO, Some(TIMER_CH), None, None);
+    let mut m: Monitor = Monitor::init(&mut os, children, Some(TIMER_CH), None, None);
     up(&mut m, &mut os, LOW_CH);
     up(&mut m, &mut os, HIGH_CH);
     os.advance_ms(2_000);
+    (m, os)
+}
+
+#[test]
+fn a_child_starved_by_a_hung_higher_one_is_not_blamed() {
+    let (mut m, mut os) = both_up(&TWO);
     // The low one is pinged first (it comes first); the high one a tick
     // later. Then the high one loops, and the low one never runs again.
     tick(&mut m, &mut os, 0);
@@ -421,11 +428,7 @@ fn a_child_starved_by_a_hung_higher_one_is_not_blamed() {
 
 #[test]
 fn a_starved_child_gets_its_full_time_from_when_the_hung_one_is_back() {
-    let mut os = MockOs::new();
-    let mut m: Monitor = Monitor::init(&mut os, &TWO, Some(TIMER_CH), None, None);
-    up(&mut m, &mut os, LOW_CH);
-    up(&mut m, &mut os, HIGH_CH);
-    os.advance_ms(2_000);
+    let (mut m, mut os) = both_up(&TWO);
     // As above: the low one is pinged, the high one a tick later, and the
     // high one loops until it is restarted.
     tick(&mut m, &mut os, 0);
@@ -467,11 +470,7 @@ fn a_starved_child_gets_its_full_time_from_when_the_hung_one_is_back() {
 
 #[test]
 fn a_hung_child_is_blamed_though_the_one_above_answers_a_little_late() {
-    let mut os = MockOs::new();
-    let mut m: Monitor = Monitor::init(&mut os, &TWO, Some(TIMER_CH), None, None);
-    up(&mut m, &mut os, LOW_CH);
-    up(&mut m, &mut os, HIGH_CH);
-    os.advance_ms(2_000);
+    let (mut m, mut os) = both_up(&TWO);
     // Ticks every 20 ms; the high one answers each ping two ticks late
     // (slow, not hung); the low one loops from the start.
     let mut answer_in: Option<u32> = None;
@@ -519,11 +518,7 @@ static SLOW_LOW: [SupervisedChild; 2] = [
 /// then, and the high one is the one restarted.
 #[test]
 fn a_child_is_spared_once_for_a_pd_above_that_just_went_silent() {
-    let mut os = MockOs::new();
-    let mut m: Monitor = Monitor::init(&mut os, &SLOW_LOW, Some(TIMER_CH), None, None);
-    up(&mut m, &mut os, LOW_CH);
-    up(&mut m, &mut os, HIGH_CH);
-    os.advance_ms(2_000);
+    let (mut m, mut os) = both_up(&SLOW_LOW);
     tick(&mut m, &mut os, 0);
     os.take();
     m.on_child_signal(&mut os, 1);
@@ -558,11 +553,7 @@ static TWO_HIGH_FIRST: [SupervisedChild; 2] = [TWO[1], TWO[0]];
 
 #[test]
 fn the_starved_child_after_the_hung_one_in_the_list_is_spared_too() {
-    let mut os = MockOs::new();
-    let mut m: Monitor = Monitor::init(&mut os, &TWO_HIGH_FIRST, Some(TIMER_CH), None, None);
-    up(&mut m, &mut os, LOW_CH);
-    up(&mut m, &mut os, HIGH_CH);
-    os.advance_ms(2_000);
+    let (mut m, mut os) = both_up(&TWO_HIGH_FIRST);
     // Both pinged in one tick; neither answers (the high one loops).
     tick(&mut m, &mut os, 0);
     os.take();
@@ -988,11 +979,7 @@ fn the_checker_sizes_the_board_as_the_store_api_does() {
 
 #[test]
 fn a_hang_verdict_says_what_was_silent_above_the_child() {
-    let mut os = MockOs::new();
-    let mut m: Monitor = Monitor::init(&mut os, &TWO, Some(TIMER_CH), None, None);
-    up(&mut m, &mut os, LOW_CH);
-    up(&mut m, &mut os, HIGH_CH);
-    os.advance_ms(2_000);
+    let (mut m, mut os) = both_up(&TWO);
     tick(&mut m, &mut os, 0);
     tick(&mut m, &mut os, 100);
     let now = os.now();

@@ -93,17 +93,17 @@ fn main() {
         "recovery on the Linux host, {ROUNDS} faults per PD (target: <= 1 ms fault to serving), \
          with spares vs every restart a fork and exec (--no-spares), same run"
     );
-    let mut medians = (Vec::new(), Vec::new());
+    // Per mode (spare, fresh): each PD's median fault -> serving.
+    let mut medians = [Vec::new(), Vec::new()];
     for (k, (pd, kind)) in SUBJECTS.iter().enumerate() {
         println!("{pd} ({kind}):");
-        for (label, s) in [("spare", &mut spares[k]), ("fresh", &mut fresh[k])] {
+        for (mode, (label, s)) in [("spare", &mut spares[k]), ("fresh", &mut fresh[k])]
+            .into_iter()
+            .enumerate()
+        {
             let (up, notified, outside) = s;
             let m = pct(up, 0.5);
-            if label == "spare" {
-                medians.0.push(m);
-            } else {
-                medians.1.push(m);
-            }
+            medians[mode].push(m);
             println!(
                 "  {label}: fault -> serving again          median {:>9.1} us   p99 {:>9.1} us",
                 m,
@@ -124,10 +124,11 @@ fn main() {
         }
         println!(
             "  spare / fresh, median fault -> serving: {:.2}",
-            medians.0[k] / medians.1[k]
+            medians[0][k] / medians[1][k]
         );
     }
-    let (a, b) = (pct(&mut medians.0, 0.5), pct(&mut medians.1, 0.5));
+    let [with, without] = &mut medians;
+    let (a, b) = (pct(with, 0.5), pct(without, 0.5));
     println!(
         "median over the PDs of their medians: spare {a:.1} us, fresh {b:.1} us, ratio {:.2}",
         a / b
