@@ -23,7 +23,7 @@ pub mod mock;
 
 pub use channel::{Channel, ChannelSet, ChannelSetIter, Child, MAX_CHANNELS};
 pub use fault::{FaultInfo, FaultKind};
-pub use message::{Message, MessageFull, MAX_MESSAGE_WORDS};
+pub use message::{Message, MessageFull, MAX_MESSAGE_WORDS, PEER_RESTARTED_LABEL};
 
 /// Monotonic time in nanoseconds since an arbitrary origin (boot, on seL4; the
 /// start of the run, on the host).

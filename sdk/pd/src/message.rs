@@ -11,6 +11,12 @@ pub const MAX_LABEL: u64 = (1 << 52) - 1;
 /// Label of the reply a PD gives to a call it does not understand.
 pub const ERROR_LABEL: u64 = MAX_LABEL;
 
+/// Label of the empty reply a server's new incarnation gives to the call
+/// its earlier incarnation took and never answered: the caller's platform
+/// turns it into [`crate::CallError::PeerRestarted`]. No protocol may use
+/// it for a reply of its own.
+pub const PEER_RESTARTED_LABEL: u64 = MAX_LABEL - 1;
+
 /// A protected-call message: a label and up to [`MAX_MESSAGE_WORDS`] words.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Message {

@@ -42,7 +42,7 @@ mod swifi;
 use axolotl_sdk::config::ChildEntries;
 use axolotl_sdk::{
     CallError, Channel, ChannelSet, Child, FaultInfo, FaultKind, InjectKind, Instant, Message, Os,
-    MAX_MESSAGE_WORDS,
+    MAX_MESSAGE_WORDS, PEER_RESTARTED_LABEL,
 };
 use sel4_microkit::MessageInfo;
 
@@ -178,6 +178,9 @@ impl Os for Sel4Os {
 
     fn call(&mut self, ch: Channel, msg: &Message) -> Result<Message, CallError> {
         let reply = channel(ch).pp_call(write_message(msg));
+        if reply.label() == PEER_RESTARTED_LABEL && reply.count() == 0 {
+            return Err(CallError::PeerRestarted);
+        }
         Ok(read_message(&reply))
     }
 
@@ -423,6 +426,9 @@ pub fn adapt_with_console<H: axolotl_sdk::Handler>(
     logger::init(cfg.name, console);
     sel4_microkit::panicking::set_hook(&panic_hook);
     clock::attach(cfg.regions);
+    if cfg.receives_calls {
+        answer_the_call_left_unanswered();
+    }
     let mut os = Sel4Os {
         children: cfg.children,
         parent: cfg.parent,
@@ -442,6 +448,17 @@ pub fn adapt_with_console<H: axolotl_sdk::Handler>(
         parent: cfg.parent,
         inner,
     }
+}
+
+/// A server restarted while it served a protected call leaves that call's
+/// caller blocked on the PD's reply object, and seL4 would drop it (the
+/// caller blocked for ever, "Reply object already has unexecuted reply!")
+/// at this incarnation's first receive. So, before that receive, answer it
+/// with the empty [`PEER_RESTARTED_LABEL`] reply, which the caller's
+/// `Os::call` reports as [`CallError::PeerRestarted`], as on the host.
+/// With no call pending, seL4 ignores a send on an empty reply object.
+fn answer_the_call_left_unanswered() {
+    sel4_microkit::ipc::reply(MessageInfo::new(PEER_RESTARTED_LABEL, 0));
 }
 
 fn panic_hook(info: &core::panic::PanicInfo) {

@@ -30,20 +30,24 @@ struct Logger {
 // way to reach the logger twice at once) away from the cells.
 unsafe impl Sync for Logger {}
 
-/// A line being formatted, bounded so that formatting needs no heap.
-struct Line(heapless::String<LINE>);
+/// Counts the bytes a line will take, so that it is written whole or not
+/// at all, with no buffer to format it into (a status line of many PDs
+/// is longer than a PD's stack could hold).
+struct Count(usize);
 
-/// Longest line; longer ones are cut (a status line for 63 PDs fits).
-const LINE: usize = 4096;
-
-impl core::fmt::Write for Line {
+impl core::fmt::Write for Count {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for c in s.chars() {
-            // Leave room for the line end.
-            if self.0.len() + c.len_utf8() > LINE - 2 || self.0.push(c).is_err() {
-                break;
-            }
-        }
+        self.0 += s.len();
+        Ok(())
+    }
+}
+
+/// Formats straight into the console stream (after [`Count`] said it fits).
+struct Stream<'a>(&'a mut ByteWriter);
+
+impl core::fmt::Write for Stream<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0.write(s.as_bytes());
         Ok(())
     }
 }
@@ -76,26 +80,36 @@ impl log::Log for Logger {
     fn flush(&self) {}
 }
 
-/// Out of line: the line buffer is large, and only PDs with a console
-/// should pay for it on their stack.
+/// A line is formatted twice: once to count its bytes, then, if the
+/// console stream has room for all of them, into the stream. Only this
+/// PD writes the stream, so the line's pieces stay together; a line longer
+/// than the stream's room is dropped whole and counted (the console ring,
+/// 16 KiB in the shipped system.xml, holds a status line of some 50 PDs).
 #[inline(never)]
 fn to_console(name: &str, sink: &mut ConsoleSink, dropped: &mut u64, r: &log::Record) {
-    let mut line = Line(heapless::String::new());
-    let _ = write!(line, "{:<9} {:<5} {}", name, r.level(), r.args());
-    let _ = line.0.push('\r');
-    let _ = line.0.push('\n');
     if *dropped > 0 {
-        let mut note = Line(heapless::String::new());
-        let _ = write!(note, "{name:<9} WARN  {dropped} console lines lost\r\n");
-        if sink.writer.room() >= note.0.len() {
-            sink.writer.write(note.0.as_bytes());
+        let mut n = Count(0);
+        let _ = write!(n, "{name:<9} WARN  {dropped} console lines lost\r\n");
+        if sink.writer.room() >= n.0 {
+            let _ = write!(
+                Stream(&mut sink.writer),
+                "{name:<9} WARN  {dropped} console lines lost\r\n"
+            );
             *dropped = 0;
         }
     }
     // A whole line or nothing: the serial driver runs below the monitor's
     // priority, so waiting for room would wait for ever.
-    if sink.writer.room() >= line.0.len() {
-        sink.writer.write(line.0.as_bytes());
+    let mut n = Count(0);
+    let _ = write!(n, "{:<9} {:<5} {}\r\n", name, r.level(), r.args());
+    if sink.writer.room() >= n.0 {
+        let _ = write!(
+            Stream(&mut sink.writer),
+            "{:<9} {:<5} {}\r\n",
+            name,
+            r.level(),
+            r.args()
+        );
     } else {
         *dropped += 1;
     }
