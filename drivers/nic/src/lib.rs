@@ -121,7 +121,9 @@ impl<H: NicHw> NicDriver<H> {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        log::warn!("tx link: {e:?}");
+                        if self.tx.ring_errors().is_power_of_two() {
+                            log::warn!("tx link: {e} ({} so far)", self.tx.ring_errors());
+                        }
                         break;
                     }
                 }

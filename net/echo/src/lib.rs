@@ -274,7 +274,12 @@ impl EchoApp {
                 Ok(Some(got)) => got,
                 Ok(None) => break,
                 Err(e) => {
-                    log::warn!("link from a transport: {e:?}");
+                    if links.from.ring_errors().is_power_of_two() {
+                        log::warn!(
+                            "link from a transport: {e} ({} so far)",
+                            links.from.ring_errors()
+                        );
+                    }
                     break;
                 }
             };

@@ -135,7 +135,9 @@ impl FilterPd {
                     Ok(Some((n, _))) => n,
                     Ok(None) => break,
                     Err(e) => {
-                        log::warn!("link from IP: {e:?}");
+                        if l.from_ip.ring_errors().is_power_of_two() {
+                            log::warn!("link from IP: {e} ({} so far)", l.from_ip.ring_errors());
+                        }
                         break;
                     }
                 };
@@ -170,7 +172,12 @@ impl FilterPd {
                         Ok(Some((n, _))) => n,
                         Ok(None) => break,
                         Err(e) => {
-                            log::warn!("link from a transport: {e:?}");
+                            if from.ring_errors().is_power_of_two() {
+                                log::warn!(
+                                    "link from a transport: {e} ({} so far)",
+                                    from.ring_errors()
+                                );
+                            }
                             break;
                         }
                     };

@@ -438,7 +438,12 @@ impl HttpApp {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        log::warn!("link from TCP: {e:?}");
+                        if self.from_tcp.ring_errors().is_power_of_two() {
+                            log::warn!(
+                                "link from TCP: {e} ({} so far)",
+                                self.from_tcp.ring_errors()
+                            );
+                        }
                         break;
                     }
                 }

@@ -101,7 +101,12 @@ impl IpPd {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        log::warn!("link from the NIC: {e:?}");
+                        if l.from_nic.ring_errors().is_power_of_two() {
+                            log::warn!(
+                                "link from the NIC: {e} ({} so far)",
+                                l.from_nic.ring_errors()
+                            );
+                        }
                         break;
                     }
                 }
@@ -114,7 +119,12 @@ impl IpPd {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        log::warn!("link from the filter: {e:?}");
+                        if l.down.ring_errors().is_power_of_two() {
+                            log::warn!(
+                                "link from the filter: {e} ({} so far)",
+                                l.down.ring_errors()
+                            );
+                        }
                         break;
                     }
                 }

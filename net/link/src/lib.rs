@@ -15,6 +15,12 @@
 //!   not out (twice, or never sent), or that is not a buffer at all, is
 //!   counted and ignored, so a hostile receiver can neither make the
 //!   sender reuse a buffer still in flight nor grow its free list.
+//! - Neither waits on the other to repair a ring: a sender whose free ring
+//!   the receiver broke goes on sending from the buffers it holds, and a
+//!   ring's producer goes on from its consumer's head when that is ahead
+//!   of its own tail, however far (garbage published from a stale tail,
+//!   twice). Each end only repairs a ring by using it, so refusing either
+//!   would leave both ends waiting for the other for ever.
 //!
 //! Restarts: a restarted sender takes as out every buffer its earlier life
 //! left on the active ring or given back on the free ring and not yet
@@ -294,7 +300,12 @@ impl Sender {
         if packet.len() > self.buf_size {
             return Err(SendError::TooLong);
         }
-        self.reclaim().map_err(|_| SendError::Peer)?;
+        // A free ring the receiver broke does not stop the sending: the
+        // buffers this end holds are still its own to use, and only the
+        // next send lets the receiver (which gives buffers back as it
+        // takes packets) repair its ring. Refusing would wait for each
+        // other for ever.
+        let _ = self.reclaim();
         self.recount_if_starved();
         let Some(i) = (0..self.buffers).find(|&i| !self.is_out(i)) else {
             return Err(SendError::Full);
@@ -383,6 +394,14 @@ impl Receiver {
     /// Descriptors refused so far.
     pub fn bad_descriptors(&self) -> u64 {
         self.bad_descriptors
+    }
+
+    /// Times the sender broke the active ring's rules, as the ring counts
+    /// them (each look at an impossible tail). A receiver logs an error
+    /// only when this is a power of two: a ring that stays broken until
+    /// the sender next uses it would otherwise log at every poll.
+    pub fn ring_errors(&self) -> u32 {
+        self.active.misbehavior_count()
     }
 
     /// The next packet, copied out of `pool` into `out`: its length and

@@ -466,3 +466,50 @@ fn counting_back_when_asked_keeps_a_buffer_whose_packet_is_unread() {
     let (len, _) = p.rx.recv(&p.pool[..], &mut out).unwrap().unwrap();
     assert_eq!(&out[..len], b"unread");
 }
+
+#[test]
+fn a_broken_free_ring_does_not_stop_the_sending_and_both_rings_heal() {
+    // The receiver's garbage took its free ring's tail back: the sender
+    // still sends from the buffers it holds, the receiver takes the
+    // packets, and giving their buffers back puts the free ring right.
+    let mut p = pair();
+    let mut out = [0u8; BUF];
+    for i in 0..3u32 {
+        p.tx.send(&mut p.pool, b"before", i).unwrap();
+        p.rx.recv(&p.pool[..], &mut out).unwrap().unwrap();
+    }
+    p.tx.reclaim().unwrap();
+    p.free.poke(axolotl_ring::Field::Tail, 1);
+    assert!(p.tx.reclaim().is_err());
+    p.tx.send(&mut p.pool, b"after", 9).unwrap();
+    assert_eq!(p.rx.recv(&p.pool[..], &mut out).unwrap(), Some((5, 9)));
+    assert_eq!(&out[..5], b"after");
+    p.tx.reclaim().unwrap();
+    assert_eq!(p.tx.free_buffers(), N);
+}
+
+#[test]
+fn a_consumer_more_than_a_ring_ahead_of_the_sender_is_caught_up_with() {
+    // Garbage published twice from the sender's stale tail, and taken
+    // each time: the receiver's head is more than a ring ahead of the
+    // sender's own tail. The next send goes on from the receiver's head.
+    let mut p = pair();
+    let mut out = [0u8; BUF];
+    let mut evil = p.active.producer();
+    for _ in 0..2 {
+        for _ in 0..16 {
+            evil.enqueue(Desc {
+                offset: 1,
+                len: 1,
+                meta: 0,
+            })
+            .unwrap();
+        }
+        while p.rx.recv(&p.pool[..], &mut out).unwrap().is_some() {}
+    }
+    assert!(p.rx.bad_descriptors() >= 32);
+    for i in 0..3u32 {
+        p.tx.send(&mut p.pool, b"on", i).unwrap();
+        assert_eq!(p.rx.recv(&p.pool[..], &mut out).unwrap(), Some((2, i)));
+    }
+}

@@ -200,6 +200,11 @@ impl RxLink {
         self.receiver.bad_descriptors()
     }
 
+    /// See [`crate::Receiver::ring_errors`].
+    pub fn ring_errors(&self) -> u32 {
+        self.receiver.ring_errors()
+    }
+
     /// Whether the sender (re)attached since the last call: it restarted.
     pub fn peer_restarted(&mut self) -> bool {
         self.receiver.peer_restarted()

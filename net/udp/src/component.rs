@@ -95,7 +95,12 @@ impl UdpWithApps {
                     Ok(Some(got)) => got,
                     Ok(None) => break,
                     Err(e) => {
-                        log::warn!("link from app {k}: {e:?}");
+                        if app.links.from_app.ring_errors().is_power_of_two() {
+                            log::warn!(
+                                "link from app {k}: {e} ({} so far)",
+                                app.links.from_app.ring_errors()
+                            );
+                        }
                         break;
                     }
                 };

@@ -252,13 +252,6 @@ pub enum PeerMisbehavior {
         /// The tail seen before (never behind the head).
         seen: u32,
     },
-    /// The consumer published a head beyond the producer's tail.
-    HeadBeyondTail {
-        /// The head read.
-        head: u32,
-        /// The producer's tail.
-        tail: u32,
-    },
     /// The consumer moved its head backwards.
     HeadBackwards {
         /// The head read.
@@ -283,9 +276,6 @@ impl core::fmt::Display for PeerMisbehavior {
             }
             PeerMisbehavior::TailBackwards { tail, seen } => {
                 write!(f, "producer moved its tail back to {tail} from {seen}")
-            }
-            PeerMisbehavior::HeadBeyondTail { head, tail } => {
-                write!(f, "consumer published head {head} beyond tail {tail}")
             }
             PeerMisbehavior::HeadBackwards { head, seen } => {
                 write!(f, "consumer moved its head back to {head} from {seen}")
@@ -551,37 +541,30 @@ impl Producer {
     /// Reads the consumer's head, checking it lies between the head seen
     /// before and the tail.
     ///
-    /// A head at most `slots` *ahead* of the tail means the consumer took
-    /// descriptors this end never published: the shared tail was written
-    /// by someone else (a corrupted or garbage-writing life of this PD), or
-    /// the consumer lies. Either way the ring cannot go on from the old
-    /// tail (every descriptor published from it would look taken back to
-    /// the consumer, for ever), so the tail catches up with the head: the
-    /// ring goes on empty, and that is counted as misbehaviour.
+    /// A head *ahead* of the tail means the consumer took descriptors this
+    /// end never published: the shared tail was written by someone else (a
+    /// corrupted or garbage-writing life of this PD, maybe more than once,
+    /// so by more than `slots` in all), or the consumer lies. Either way the
+    /// ring cannot go on from the old tail (every descriptor published from
+    /// it would look taken back to the consumer, for ever), so the tail
+    /// catches up with the head, however far ahead: the ring goes on
+    /// empty, and that is counted as misbehaviour. Only a head moved back
+    /// is refused.
     pub fn refresh(&mut self) -> Result<(), PeerMisbehavior> {
         let head = self.ring.h().head.load(Ordering::Acquire);
         let advanced = head.wrapping_sub(self.head_seen);
         if advanced > self.len() {
-            let ahead = head.wrapping_sub(self.tail);
-            if ahead <= self.ring.size() {
-                count(&mut self.misbehavior);
-                self.tail = head;
-                self.head_seen = head;
-                self.ring.h().tail.store(head, Ordering::Release);
-                return Ok(());
-            }
             count(&mut self.misbehavior);
-            return Err(if behind(head, self.head_seen) {
-                PeerMisbehavior::HeadBackwards {
+            if behind(head, self.head_seen) {
+                return Err(PeerMisbehavior::HeadBackwards {
                     head,
                     seen: self.head_seen,
-                }
-            } else {
-                PeerMisbehavior::HeadBeyondTail {
-                    head,
-                    tail: self.tail,
-                }
-            });
+                });
+            }
+            self.tail = head;
+            self.head_seen = head;
+            self.ring.h().tail.store(head, Ordering::Release);
+            return Ok(());
         }
         self.head_seen = head;
         Ok(())
@@ -722,10 +705,24 @@ impl Consumer {
 
     /// Reads the producer's tail, checking it is neither behind the tail
     /// seen before nor more than `slots` ahead of the head.
+    ///
+    /// A tail between the head and the tail seen before took back
+    /// descriptors not yet taken (a garbage-writing life of the producer
+    /// published some from a tail its own thread then wrote over): it is
+    /// counted and reported once, and the ring goes on from it, since
+    /// waiting for the producer to publish past the old one could wait for
+    /// ever. A tail behind the head is refused until the producer catches
+    /// up with the head ([`Producer::refresh`]).
     pub fn refresh(&mut self) -> Result<(), PeerMisbehavior> {
         let tail = self.ring.h().tail.load(Ordering::Acquire);
         let available = tail.wrapping_sub(self.head);
-        if available > self.ring.size() || available < self.len() {
+        if available <= self.ring.size() && available < self.len() {
+            count(&mut self.misbehavior);
+            let seen = self.tail_seen;
+            self.tail_seen = tail;
+            return Err(PeerMisbehavior::TailBackwards { tail, seen });
+        }
+        if available > self.ring.size() {
             count(&mut self.misbehavior);
             return Err(if behind(tail, self.tail_seen) {
                 PeerMisbehavior::TailBackwards {
