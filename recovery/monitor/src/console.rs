@@ -272,7 +272,7 @@ impl<W: Watchdog> fmt::Display for StatusJson<'_, W> {
             write!(
                 f,
                 "{{\"name\":{},\"state\":\"running\",\"pid\":null,\"parent\":null,\"restarts\":0,\
-                 \"last_fault\":null,\"last_recovery_us\":null,",
+                 \"max_faults\":null,\"window_ms\":null,\"last_fault\":null,\"last_recovery_us\":null,",
                 Str(parent)
             )?;
             counters(f, 0)?;
@@ -281,7 +281,7 @@ impl<W: Watchdog> fmt::Display for StatusJson<'_, W> {
         write!(
             f,
             "{{\"name\":{},\"state\":\"running\",\"pid\":null,\"parent\":{},\"restarts\":{},\
-             \"last_fault\":null,\"last_recovery_us\":null,",
+             \"max_faults\":null,\"window_ms\":null,\"last_fault\":null,\"last_recovery_us\":null,",
             Str(name),
             Parent(self.m.parent),
             self.m.own.incarnation
@@ -296,11 +296,22 @@ impl<W: Watchdog> fmt::Display for StatusJson<'_, W> {
             };
             write!(
                 f,
-                ",{{\"name\":{},\"state\":\"{state}\",\"pid\":null,\"parent\":{},\"restarts\":{},\"last_fault\":",
+                ",{{\"name\":{},\"state\":\"{state}\",\"pid\":null,\"parent\":{},\"restarts\":{},",
                 Str(cfg.name),
                 Str(name),
                 st.restarts
             )?;
+            // The give-up budget, as the host's status gives it (null:
+            // never given up on).
+            match cfg.restart.max_faults {
+                0 => f.write_str("\"max_faults\":null,\"window_ms\":null,")?,
+                n => write!(
+                    f,
+                    "\"max_faults\":{n},\"window_ms\":{},",
+                    cfg.restart.window_ms
+                )?,
+            }
+            f.write_str("\"last_fault\":")?;
             match (st.last_fault, st.last_fault_at) {
                 (Some(fault), Some(at)) => write!(
                     f,

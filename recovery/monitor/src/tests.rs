@@ -325,6 +325,9 @@ fn status_json_has_the_host_shape() {
     assert_eq!(w["last_fault"]["addr"], "0x10");
     assert_eq!(w["last_fault"]["at_s"], 1.5);
     assert_eq!(w["last_recovery_us"], 3000.0);
+    assert_eq!(w["max_faults"], 4);
+    assert_eq!(w["window_ms"], 10_000);
+    assert_eq!(pds[0]["max_faults"], serde_json::Value::Null);
     assert_eq!(pds[2]["state"], "starting");
     // The keys of the host's `axolotl status --json`.
     for key in [
@@ -333,6 +336,8 @@ fn status_json_has_the_host_shape() {
         "pid",
         "parent",
         "restarts",
+        "max_faults",
+        "window_ms",
         "last_fault",
         "last_recovery_us",
         "last_recovery_to_notified_us",

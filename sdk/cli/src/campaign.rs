@@ -123,17 +123,73 @@ fn row<'a>(rows: &'a [PdStatus], pd: &str) -> Option<&'a PdStatus> {
     rows.iter().find(|r| r.name == pd)
 }
 
-/// The faults of a campaign: (PD, kind), in order. PDs in `no_hang` are
-/// never given a hang, a stall or a corrupt (which may hang): nothing
-/// watches them for one (the monitor: its parent, the warden, has no clock
-/// to notice a hang with).
+/// Kinds of fault that end, or may end, in a restart, which the faulted
+/// PD's parent counts against its give-up budget.
+const RESTARTING: [&str; 5] = ["segv", "panic", "abort", "hang", "corrupt"];
+
+/// Room left in each budget: a `corrupt` PD may crash twice, and a
+/// restart is counted when it is detected (a hang some 300 ms after it
+/// was injected), so a campaign gives a PD at most `max_faults - 2`
+/// restarting faults in a window one second longer than the policy's.
+const BUDGET_MARGIN: u32 = 2;
+const WINDOW_SLACK_MS: u64 = 1_000;
+
+/// A PD's give-up budget, from the system's status: `max_faults` faults
+/// within `window_ms` make its parent leave it stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Faults in the window that mean giving up.
+    pub max_faults: u32,
+    /// The window, ms.
+    pub window_ms: u64,
+}
+
+impl Budget {
+    /// Restarting faults a campaign may give the PD within [`Self::span_ms`].
+    fn allowed(&self) -> usize {
+        self.max_faults.saturating_sub(BUDGET_MARGIN).max(1) as usize
+    }
+
+    fn span_ms(&self) -> u64 {
+        self.window_ms + WINDOW_SLACK_MS
+    }
+}
+
+/// One fault of a campaign's plan.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Planned {
+    /// The PD.
+    pub pd: String,
+    /// The kind.
+    pub kind: String,
+    /// Milliseconds from the previous fault's injection to this one's, at
+    /// least the interval (0 for the first).
+    pub gap_ms: u64,
+}
+
+/// The faults of a campaign, in order. PDs in `no_hang` are never given a
+/// hang, a stall or a corrupt (which may hang): nothing watches them for
+/// one (the monitor: its parent, the warden, has no clock to notice a hang
+/// with).
+///
+/// The plan keeps every PD within its give-up budget (`budgets`; a PD with
+/// none is never given up on): faults are `interval_ms` apart on the plan's
+/// clock, and a restarting fault drawn for a PD that has had its share in
+/// the budget's window is drawn again, for another PD; when every PD has
+/// had its share, the clock moves on to when the first share frees. The
+/// campaign then waits at least each `gap_ms`, so faults are never closer
+/// in time than planned, and no PD's window ever holds more than planned.
+/// The plan is a function of its arguments only: the same seed gives the
+/// same campaign.
 pub fn plan(
     seed: u64,
     n: u64,
     pds: &[String],
     kinds: &[String],
     no_hang: &[String],
-) -> Vec<(String, String)> {
+    budgets: &BTreeMap<String, Budget>,
+    interval_ms: u64,
+) -> Vec<Planned> {
     let mut rng = Rng::new(seed ^ 0xca4a_1600);
     // Nor a stall: on seL4 the monitor cannot stop itself for a while.
     let others: Vec<String> = kinds
@@ -141,17 +197,59 @@ pub fn plan(
         .filter(|k| !["hang", "stall", "corrupt"].contains(&k.as_str()))
         .cloned()
         .collect();
-    (0..n)
-        .filter_map(|_| {
+    // Plan-clock times of each PD's restarting faults still in its span.
+    let mut recent: BTreeMap<&str, std::collections::VecDeque<u64>> = BTreeMap::new();
+    let mut out: Vec<Planned> = Vec::new();
+    let mut now = 0u64;
+    let mut last = 0u64;
+    for i in 0..n {
+        if i > 0 {
+            now += interval_ms;
+        }
+        let mut tries = 0;
+        let chosen = loop {
             let pd = &pds[rng.below(pds.len() as u64) as usize];
             let choice = if no_hang.contains(pd) { &others } else { kinds };
             if choice.is_empty() {
-                return None;
+                break None;
             }
             let kind = &choice[rng.below(choice.len() as u64) as usize];
-            Some((pd.clone(), kind.clone()))
-        })
-        .collect()
+            let counted = RESTARTING.contains(&kind.as_str());
+            let budget = budgets.get(pd.as_str()).filter(|_| counted);
+            let full = budget.is_some_and(|b| {
+                let q = recent.entry(pd.as_str()).or_default();
+                while q.front().is_some_and(|&t| now >= t + b.span_ms()) {
+                    q.pop_front();
+                }
+                q.len() >= b.allowed()
+            });
+            if !full {
+                if budget.is_some() {
+                    recent.entry(pd.as_str()).or_default().push_back(now);
+                }
+                break Some((pd, kind));
+            }
+            tries += 1;
+            if tries % 32 == 0 {
+                // Every PD drawn had its share: on to when the first frees.
+                let frees = recent
+                    .iter()
+                    .filter_map(|(pd, q)| Some(q.front()? + budgets.get(*pd)?.span_ms()))
+                    .min();
+                now = frees.map_or(now + interval_ms, |t| t.max(now + 1));
+            }
+        };
+        let Some((pd, kind)) = chosen else {
+            continue;
+        };
+        out.push(Planned {
+            pd: pd.clone(),
+            kind: kind.clone(),
+            gap_ms: if out.is_empty() { 0 } else { now - last },
+        });
+        last = now;
+    }
+    out
 }
 
 /// Runs a campaign; the report on standard output; an error if any system
@@ -204,7 +302,27 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
         .filter(|p| p.parent.as_deref().is_some_and(|q| roots.contains(&q)))
         .map(|p| p.name.clone())
         .collect();
-    let faults = plan(seed, args.faults, &targets, &kinds, &no_hang);
+    let budgets: BTreeMap<String, Budget> = first
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.name.clone(),
+                Budget {
+                    max_faults: p.max_faults.filter(|&m| m > 0)?,
+                    window_ms: p.window_ms?,
+                },
+            ))
+        })
+        .collect();
+    let faults = plan(
+        seed,
+        args.faults,
+        &targets,
+        &kinds,
+        &no_hang,
+        &budgets,
+        args.interval.max(1),
+    );
     if (faults.len() as u64) < args.faults {
         return Err(format!(
             "--kinds: {} cannot be hung, stalled or corrupted (nothing watches it for hangs); give it another kind or leave it out of --pds",
@@ -212,12 +330,19 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
         ));
     }
     if args.dry_run {
-        let list: Vec<Value> = faults.iter().map(|(p, k)| json!([p, k])).collect();
+        let list: Vec<Value> = faults
+            .iter()
+            .map(|f| json!([f.pd, f.kind, f.gap_ms]))
+            .collect();
         if args.json {
             println!("{}", json!({ "seed": seed, "plan": list }));
         } else {
-            for (i, (p, k)) in faults.iter().enumerate() {
-                println!("{:>6}  {k:<5}  {p}", i + 1);
+            println!(
+                "{:>6}  {:<7}  {:<10}  {:>7}",
+                "fault", "kind", "PD", "gap ms"
+            );
+            for (i, f) in faults.iter().enumerate() {
+                println!("{:>6}  {:<7}  {:<10}  {:>7}", i + 1, f.kind, f.pd, f.gap_ms);
             }
         }
         return Ok(());
@@ -256,8 +381,22 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
         eprintln!("campaign: system failure: {what}");
         failures.push(what);
     };
-    for (i, (pd, kind)) in faults.iter().enumerate() {
+    let mut previous: Option<Instant> = None;
+    let mut paced = Duration::ZERO;
+    for (i, Planned { pd, kind, gap_ms }) in faults.iter().enumerate() {
+        // Never closer to the last fault than planned (see `plan`).
+        if let Some(p) = previous {
+            let due = p + Duration::from_millis(*gap_ms);
+            let now = Instant::now();
+            if due > now {
+                if *gap_ms > args.interval {
+                    paced += due - now;
+                }
+                std::thread::sleep(due - now);
+            }
+        }
         let started = Instant::now();
+        previous = Some(started);
         let rows_before = query(control).unwrap_or_default();
         let before = row(&rows_before, pd).map_or(0, |r| r.restarts);
         let t = tally.entry(pd.clone()).or_default();
@@ -391,10 +530,11 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
         if Instant::now() >= next_progress {
             next_progress += Duration::from_secs(30);
             eprintln!(
-                "campaign: {} of {} faults, {} system failures",
+                "campaign: {} of {} faults, {} system failures; {:.1} s waited for give-up budgets",
                 i + 1,
                 args.faults,
-                failures.len()
+                failures.len(),
+                paced.as_secs_f64()
             );
         }
     }
@@ -402,7 +542,7 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
     for t in threads {
         let _ = t.join();
     }
-    let report = report(args, &ctx, &tally, &failures, &fail_silent);
+    let report = report(args, &ctx, &tally, &failures, &fail_silent, paced);
     soak::print_report(&report, args.json, text);
     if failures.is_empty() {
         Ok(())
@@ -420,6 +560,7 @@ fn report(
     tally: &BTreeMap<String, Tally>,
     failures: &[String],
     fail_silent: &[String],
+    paced: Duration,
 ) -> Value {
     let c = &ctx.counts;
     let pds: serde_json::Map<String, Value> = tally
@@ -447,6 +588,7 @@ fn report(
         "system_failures": failures.len(),
         "bound_ms": args.bound,
         "interval_ms": args.interval,
+        "paced_ms": paced.as_millis() as u64,
         "pds": pds,
         "failures": failures.iter().take(100).collect::<Vec<_>>(),
         "traffic": {
@@ -465,10 +607,11 @@ fn report(
 fn text(r: &Value) -> String {
     let n = |v: &Value| v.as_u64().unwrap_or(0);
     let mut out = format!(
-        "campaign report (seed {}): {} faults, one every {} ms\n",
+        "campaign report (seed {}): {} faults, one every {} ms ({:.1} s more waited for give-up budgets)\n",
         n(&r["seed"]),
         n(&r["injected"]),
-        n(&r["interval_ms"])
+        n(&r["interval_ms"]),
+        n(&r["paced_ms"]) as f64 / 1e3
     );
     out += &format!(
         "  {:<10} {:>9} {:>10} {:>15} {:>12} {:>16}\n",
@@ -532,6 +675,113 @@ fn text(r: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Each fault's time on the plan's clock.
+    fn times(p: &[Planned]) -> Vec<u64> {
+        p.iter()
+            .scan(0, |t, f| {
+                *t += f.gap_ms;
+                Some(*t)
+            })
+            .collect()
+    }
+
+    /// The most restarting faults any PD has within any span of its budget.
+    fn worst_window(p: &[Planned], budgets: &BTreeMap<String, Budget>) -> BTreeMap<String, usize> {
+        let at = times(p);
+        let mut worst = BTreeMap::new();
+        for (i, f) in p.iter().enumerate() {
+            let Some(b) = budgets.get(&f.pd) else {
+                continue;
+            };
+            if !RESTARTING.contains(&f.kind.as_str()) {
+                continue;
+            }
+            let n = (i..p.len())
+                .filter(|&j| {
+                    p[j].pd == f.pd
+                        && RESTARTING.contains(&p[j].kind.as_str())
+                        && at[j] < at[i] + b.span_ms()
+                })
+                .count();
+            let w = worst.entry(f.pd.clone()).or_insert(0);
+            *w = (*w).max(n);
+        }
+        worst
+    }
+
+    #[test]
+    fn without_budgets_faults_are_one_interval_apart() {
+        let pds = names(&["a", "b", "c"]);
+        let kinds = names(&["segv", "hang", "garbage"]);
+        let p = plan(9, 500, &pds, &kinds, &[], &BTreeMap::new(), 20);
+        assert_eq!(p.len(), 500);
+        assert_eq!(p[0].gap_ms, 0);
+        assert!(p[1..].iter().all(|f| f.gap_ms == 20));
+        assert_eq!(p, plan(9, 500, &pds, &kinds, &[], &BTreeMap::new(), 20));
+        assert_ne!(p, plan(10, 500, &pds, &kinds, &[], &BTreeMap::new(), 20));
+    }
+
+    #[test]
+    fn a_plan_keeps_every_pd_within_its_give_up_budget() {
+        let pds = names(&["net", "demo", "free"]);
+        let kinds = names(&["segv", "panic", "hang", "stall", "garbage", "corrupt"]);
+        let budgets: BTreeMap<String, Budget> = [("net", 30, 10_000), ("demo", 10, 10_000)]
+            .into_iter()
+            .map(|(pd, max_faults, window_ms)| {
+                (
+                    pd.to_string(),
+                    Budget {
+                        max_faults,
+                        window_ms,
+                    },
+                )
+            })
+            .collect();
+        // A fault every 10 ms would give each PD some 300 restarting
+        // faults in ten seconds.
+        let p = plan(3, 5_000, &pds, &kinds, &[], &budgets, 10);
+        assert_eq!(p.len(), 5_000);
+        let worst = worst_window(&p, &budgets);
+        assert_eq!(worst["net"], 28, "{worst:?}");
+        assert_eq!(worst["demo"], 8, "{worst:?}");
+        // The PD with no budget takes up the slack, and the rest of the
+        // plan still comes one interval apart.
+        let free = p.iter().filter(|f| f.pd == "free").count();
+        assert!(free > p.len() / 2, "{free}");
+        assert!(p[1..].iter().all(|f| f.gap_ms == 10));
+        assert_eq!(p, plan(3, 5_000, &pds, &kinds, &[], &budgets, 10));
+    }
+
+    #[test]
+    fn when_every_pd_had_its_share_the_plan_waits() {
+        let pds = names(&["a", "b"]);
+        let kinds = names(&["segv"]);
+        let budgets: BTreeMap<String, Budget> = ["a", "b"]
+            .into_iter()
+            .map(|pd| {
+                (
+                    pd.to_string(),
+                    Budget {
+                        max_faults: 5,
+                        window_ms: 2_000,
+                    },
+                )
+            })
+            .collect();
+        let p = plan(1, 60, &pds, &kinds, &[], &budgets, 10);
+        assert_eq!(p.len(), 60);
+        // Three per PD per 3 s span: six faults, then a wait.
+        assert!(p.iter().any(|f| f.gap_ms > 10));
+        let worst = worst_window(&p, &budgets);
+        assert_eq!(worst.values().max(), Some(&3), "{worst:?}");
+        let end = *times(&p).last().unwrap();
+        assert!(end >= 9 * 3_000, "{end}");
+    }
 
     #[test]
     fn a_slow_status_answer_is_asked_for_less_often() {

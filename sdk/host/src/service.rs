@@ -221,6 +221,8 @@ impl Service {
             pid: None,
             parent: Some("axolotl".into()),
             restarts: r.restarts,
+            max_faults: None,
+            window_ms: None,
             last_fault: r.last_fault.as_ref().map(|(m, at)| FaultStatus {
                 kind: "panic".into(),
                 addr: "0x0".into(),

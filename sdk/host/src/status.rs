@@ -35,6 +35,13 @@ pub struct PdStatus {
     pub parent: Option<String>,
     /// Restarts so far.
     pub restarts: u32,
+    /// Its restart policy's budget: this many faults within `window_ms`
+    /// make its parent give up on it (null: it is never given up on).
+    #[serde(default)]
+    pub max_faults: Option<u32>,
+    /// The window of `max_faults`, in milliseconds.
+    #[serde(default)]
+    pub window_ms: Option<u64>,
     /// The last fault.
     pub last_fault: Option<FaultStatus>,
     /// Time from the last fault to the PD serving again, in microseconds.

@@ -90,6 +90,8 @@ struct Proc {
     pid: Option<i32>,
     state: State,
     restarts: u32,
+    /// Its restart policy's give-up budget: faults, window in ms.
+    budget: Option<(u32, u64)>,
     ever_up: bool,
     last_fault: Option<(FaultInfo, Option<String>, u64)>,
     fault_at: Option<u64>,
@@ -380,6 +382,10 @@ impl Supervisor {
                 pid: None,
                 state: State::Starting,
                 restarts: 0,
+                budget: pd
+                    .restart
+                    .filter(|r| r.max_faults > 0)
+                    .map(|r| (r.max_faults, r.window_ms)),
                 ever_up: false,
                 last_fault: None,
                 fault_at: None,
@@ -847,6 +853,8 @@ impl Supervisor {
                 pid: p.pid,
                 parent: p.parent.map(|i| self.procs[i].name.clone()),
                 restarts: p.restarts,
+                max_faults: p.budget.map(|b| b.0),
+                window_ms: p.budget.map(|b| b.1),
                 last_fault: p.last_fault.as_ref().map(|(f, m, at)| FaultStatus {
                     kind: f.kind.name().into(),
                     addr: format!("{:#x}", f.addr),
