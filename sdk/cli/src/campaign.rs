@@ -388,10 +388,10 @@ pub fn run(args: &CampaignArgs, control: &Path) -> Result<(), String> {
         if let Some(p) = previous {
             let due = p + Duration::from_millis(*gap_ms);
             let now = Instant::now();
+            // The interval was already waited at the end of the last
+            // fault: any wait here is for a budget.
             if due > now {
-                if *gap_ms > args.interval {
-                    paced += due - now;
-                }
+                paced += due - now;
                 std::thread::sleep(due - now);
             }
         }

@@ -457,6 +457,9 @@ pub fn adapt_with_console<H: axolotl_sdk::Handler>(
 /// with the empty [`PEER_RESTARTED_LABEL`] reply, which the caller's
 /// `Os::call` reports as [`CallError::PeerRestarted`], as on the host.
 /// With no call pending, seL4 ignores a send on an empty reply object.
+/// In a monitor, what is pending may be a child's fault message that its
+/// earlier life did not answer: the reply resumes that child, which
+/// faults again at once and is reported to this life.
 fn answer_the_call_left_unanswered() {
     sel4_microkit::ipc::reply(MessageInfo::new(PEER_RESTARTED_LABEL, 0));
 }
