@@ -56,9 +56,9 @@ impl ClientIo for LinkIo<'_> {
             .get_mut(client as usize)
             .is_some_and(|a| a.links.to_app.free_buffers() > 0)
     }
-    fn event(&mut self, client: u8, ev: Event<'_>) {
+    fn event(&mut self, client: u8, ev: Event<'_>) -> bool {
         let Some(a) = self.0.get_mut(client as usize) else {
-            return;
+            return false;
         };
         let m = match ev {
             Event::Accepted(h, p, r) => Msg::Accepted(h, p, r),
@@ -66,7 +66,7 @@ impl ClientIo for LinkIo<'_> {
             Event::PeerClosed(h) => Msg::PeerClosed(h),
             Event::Closed(h) => Msg::Closed(h),
         };
-        axolotl_socket::send_or_log(&mut a.links.to_app, &m, client);
+        axolotl_socket::send_or_log(&mut a.links.to_app, &m, client)
     }
 }
 

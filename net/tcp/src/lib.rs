@@ -67,8 +67,11 @@ pub enum Event<'a> {
 pub trait ClientIo {
     /// Whether one more event for `client` fits now.
     fn room(&mut self, client: u8) -> bool;
-    /// Delivers an event (called only after `room` said yes).
-    fn event(&mut self, client: u8, ev: Event<'_>);
+    /// Delivers an event (called only after `room` said yes); whether it
+    /// was delivered. `room` is a hint: a link the app broke may still
+    /// refuse the event, and what was refused is offered again later (data
+    /// stays in the socket, so nothing acknowledged to the peer is lost).
+    fn event(&mut self, client: u8, ev: Event<'_>) -> bool;
 }
 
 /// No app PDs.
@@ -78,7 +81,9 @@ impl ClientIo for NoClients {
     fn room(&mut self, _: u8) -> bool {
         false
     }
-    fn event(&mut self, _: u8, _: Event<'_>) {}
+    fn event(&mut self, _: u8, _: Event<'_>) -> bool {
+        false
+    }
 }
 
 /// Bytes of data per [`Event::Data`] at most.
@@ -539,8 +544,7 @@ impl TcpService {
         // something hears nothing newer this round.
         let mut owing = [false; 256];
         self.owed_closed.retain(|&(c, h)| {
-            if !owing[usize::from(c)] && io.room(c) {
-                io.event(c, Event::Closed(h));
+            if !owing[usize::from(c)] && io.room(c) && io.event(c, Event::Closed(h)) {
                 moved = true;
                 return false;
             }
@@ -701,22 +705,37 @@ fn serve_client(
                 smoltcp::wire::IpAddress::Ipv4(a) => (a.octets(), e.port),
             })
             .unwrap_or(([0; 4], 0));
-        io.event(c, Event::Accepted(handle, local, remote));
+        if !io.event(c, Event::Accepted(handle, local, remote)) {
+            return false;
+        }
         slot.accepted_sent = true;
         moved = true;
     }
+    // Bytes leave the socket only once the app has them: a refused event
+    // leaves them there for the next round (the peer has had them
+    // acknowledged, so they must not be lost).
     while s.can_recv() && io.room(c) {
-        let mut chunk = [0u8; MAX_EVENT_DATA];
-        let n = s.recv_slice(&mut chunk).unwrap_or(0);
+        let taken = s.recv(|buf| {
+            let n = buf.len().min(MAX_EVENT_DATA);
+            if n > 0 && io.event(c, Event::Data(handle, &buf[..n])) {
+                (n, n)
+            } else {
+                (0, 0)
+            }
+        });
+        let n = taken.unwrap_or(0);
         if n == 0 {
             break;
         }
         stats.bytes_in += n as u64;
-        io.event(c, Event::Data(handle, &chunk[..n]));
         moved = true;
     }
-    if fin_received && !s.can_recv() && !slot.peer_closed_sent && io.room(c) {
-        io.event(c, Event::PeerClosed(handle));
+    if fin_received
+        && !s.can_recv()
+        && !slot.peer_closed_sent
+        && io.room(c)
+        && io.event(c, Event::PeerClosed(handle))
+    {
         slot.peer_closed_sent = true;
         moved = true;
     }
@@ -724,9 +743,7 @@ fn serve_client(
         // Gone: the app hears it now, or as soon as its link has room, and
         // the socket listens again at once (after TIME-WAIT too: the app's
         // side is done, and a short-lived service such as HTTP keeps up).
-        if io.room(c) {
-            io.event(c, Event::Closed(handle));
-        } else {
+        if !(io.room(c) && io.event(c, Event::Closed(handle))) {
             owed_closed.push((c, handle));
         }
         slot.was_open = false;
