@@ -251,18 +251,11 @@ pub fn send(link: &mut TxLink, m: &Msg<'_>) -> Result<(), SendError> {
     }
 }
 
-/// Sends `m` to app `app` on `link`; whether it went. A message that did
-/// not go is logged (the caller keeps it, or loses it, as it must).
-pub fn send_or_log(link: &mut TxLink, m: &Msg<'_>, app: u8) -> bool {
-    match send(link, m) {
-        Ok(()) => true,
-        Err(e) => {
-            log::warn!(
-                "link to app {app} refused a {} message ({e:?})",
-                m.op_name()
-            );
-            false
-        }
+/// Sends `m` to app `app` on `link`; a full link loses it, with a
+/// warning.
+pub fn send_or_log(link: &mut TxLink, m: &Msg<'_>, app: u8) {
+    if send(link, m).is_err() {
+        log::warn!("link to app {app} is full: a {} message lost", m.op_name());
     }
 }
 

@@ -24,6 +24,9 @@ struct App {
     held: Option<(Handle, Vec<u8>)>,
     /// Messages refused as malformed.
     bad: u64,
+    /// Events its link refused though it had free buffers (a link the app
+    /// broke): each is offered again later.
+    refused: u64,
 }
 
 /// The TCP service and its app PDs.
@@ -66,7 +69,18 @@ impl ClientIo for LinkIo<'_> {
             Event::PeerClosed(h) => Msg::PeerClosed(h),
             Event::Closed(h) => Msg::Closed(h),
         };
-        axolotl_socket::send_or_log(&mut a.links.to_app, &m, client)
+        let sent = axolotl_socket::send(&mut a.links.to_app, &m);
+        if let Err(e) = sent {
+            a.refused += 1;
+            if a.refused.is_power_of_two() {
+                log::warn!(
+                    "link to app {client} refused a {} message ({e:?}; {} so far): offered again later",
+                    m.op_name(),
+                    a.refused
+                );
+            }
+        }
+        sent.is_ok()
     }
 }
 
@@ -81,6 +95,7 @@ impl TcpWithApps {
                     links,
                     held: None,
                     bad: 0,
+                    refused: 0,
                 })
                 .collect(),
             greeted: false,
