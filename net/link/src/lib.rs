@@ -172,22 +172,30 @@ impl Sender {
         let mut held = [0u64; MAX_BUFFERS / 64];
         let (buf_size, buffers) = (self.buf_size, self.buffers);
         let sent_at = &mut self.sent_at;
-        // A buffer on both rings (given back, its descriptor not yet
-        // consumed) keeps the place the active ring says: the free ring's
-        // word for it is the receiver's, and may be garbage.
-        let mut mark = |d: Desc, at: u32| {
+        // A buffer named more than once on the active ring keeps the last
+        // place: the earlier ones are garbage (a garbage-writing life of
+        // this PD names only buffers no descriptor in flight names, and
+        // this end may send a real packet in one before the receiver reads
+        // the garbage). Taking the first would let the receiver's return
+        // for the garbage free the buffer under the real packet.
+        let _ = self.active.in_flight(|at, d| {
             if let Some(i) = buffer_index(d, buf_size, buffers) {
-                if held[i / 64] & (1 << (i % 64)) == 0 {
-                    sent_at[i] = at;
-                }
+                sent_at[i] = at;
                 held[i / 64] |= 1 << (i % 64);
             }
-        };
-        let _ = self.active.in_flight(|at, d| mark(d, at));
-        // Given back, not yet reclaimed: the return says where it was.
+        });
+        // Given back, not yet reclaimed: the return says where it was. A
+        // buffer also on the active ring (given back, its descriptor not
+        // yet consumed) keeps the place the active ring says: the free
+        // ring's word for it is the receiver's, and may be garbage.
         let mut i = 0;
         while let Ok(Some(d)) = self.free.peek(i) {
-            mark(d, d.meta);
+            if let Some(b) = buffer_index(d, buf_size, buffers) {
+                if held[b / 64] & (1 << (b % 64)) == 0 {
+                    sent_at[b] = d.meta;
+                }
+                held[b / 64] |= 1 << (b % 64);
+            }
             i += 1;
         }
         self.out = held;

@@ -24,7 +24,10 @@
 //! a panic, and a slot is always `index & (slots - 1)` inside the region that
 //! `attach` checked. A consumer found *ahead* of the producer's own tail
 //! (by at most `slots`: someone else published a tail) is caught up with,
-//! so the ring goes on instead of refusing every later descriptor.
+//! so the ring goes on instead of refusing every later descriptor; a tail
+//! published *ahead* of the producer's own (garbage from a broken life of
+//! the producer's PD) is gone on from, never written over, since the
+//! consumer may be reading those slots.
 //!
 //! # Signalling (sDDF's request / re-check / cancel protocol)
 //!
@@ -550,8 +553,30 @@ impl Producer {
     /// catches up with the head, however far ahead: the ring goes on
     /// empty, and that is counted as misbehaviour. Only a head moved back
     /// is refused.
+    ///
+    /// A shared tail *ahead* of this end's own (by at most `slots`, and at
+    /// most `slots` past the head) was published by someone else too: a
+    /// garbage-writing life of this PD. The consumer may be reading those
+    /// slots right now, so this end never writes into them: its tail moves
+    /// past them (counted as misbehaviour) and the consumer takes them as
+    /// the garbage they are. Writing a real descriptor over one instead
+    /// races the consumer, which may read the slot half-written (the real
+    /// length and meta with a garbage offset: wrong bytes delivered as
+    /// good), or take the garbage and step over the real one (a message
+    /// lost).
     pub fn refresh(&mut self) -> Result<(), PeerMisbehavior> {
         let head = self.ring.h().head.load(Ordering::Acquire);
+        // Our own field: nobody else should write it, so no ordering.
+        let shared = self.ring.h().tail.load(Ordering::Relaxed);
+        let ahead = shared.wrapping_sub(self.tail);
+        if ahead != 0
+            && ahead <= self.ring.size()
+            && shared.wrapping_sub(head) <= self.ring.size()
+            && !behind(head, self.head_seen)
+        {
+            count(&mut self.misbehavior);
+            self.tail = shared;
+        }
         let advanced = head.wrapping_sub(self.head_seen);
         if advanced > self.len() {
             count(&mut self.misbehavior);

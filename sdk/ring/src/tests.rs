@@ -220,6 +220,40 @@ fn impossible_tails_are_refused_and_counted() {
     assert_eq!(c.misbehavior_count(), 4);
 }
 
+/// Garbage published descriptors past the producer's own tail while the
+/// consumer was reading one of them: the producer must not write its next
+/// real descriptor into that slot (the consumer, done with what it read
+/// there, would release it and the real one with it), so it goes on after
+/// the garbage.
+#[test]
+fn a_producer_goes_on_after_garbage_published_past_its_tail() {
+    let ring = OwnedRing::new(8);
+    let (mut p, mut c) = (ring.producer(), ring.consumer());
+    p.enqueue(d(1)).unwrap();
+    p.enqueue(d(2)).unwrap();
+    // Garbage: four more slots published.
+    ring.poke(Field::Tail, 6);
+    assert_eq!(drain_n(&mut c, 2), [1, 2]);
+    // The consumer is reading slot 2 (garbage) when the producer sends.
+    let _garbage = c.peek(0).unwrap().unwrap();
+    p.enqueue(d(10)).unwrap();
+    c.release(1).unwrap();
+    let rest = drain(&mut c);
+    assert_eq!(
+        rest.last(),
+        Some(&10),
+        "the real descriptor was lost: {rest:?}"
+    );
+    assert_eq!(p.position(), 7);
+    assert_eq!(p.misbehavior_count(), 1);
+}
+
+fn drain_n(c: &mut Consumer, n: usize) -> Vec<u64> {
+    (0..n)
+        .map(|_| c.dequeue().unwrap().unwrap().offset)
+        .collect()
+}
+
 #[test]
 fn impossible_heads_are_refused_and_counted() {
     let ring = OwnedRing::new(4);
@@ -867,8 +901,23 @@ proptest! {
         // The producer's look at the head: a head ahead of the tail, by
         // any distance, is caught up with (the tail is published anew);
         // only a head behind the one seen before is refused.
+        // A shared tail ahead of the producer's (by a ring at most, and a
+        // ring past the head at most) is adopted first: the consumer may be
+        // reading what it published.
         let look = |tail: &mut u32, seen: &mut u32, bad: &mut u32, ours: &mut bool| -> bool {
             let head = g.get(HEAD_OFFSET);
+            let shared = g.get(TAIL_OFFSET);
+            let ahead = shared.wrapping_sub(*tail);
+            let head_back = seen.wrapping_sub(head);
+            if ahead != 0
+                && ahead <= slots
+                && shared.wrapping_sub(head) <= slots
+                && (head_back == 0 || head_back > i32::MAX as u32)
+            {
+                *bad += 1;
+                *tail = shared;
+                *ours = true;
+            }
             if head.wrapping_sub(*seen) > tail.wrapping_sub(*seen) {
                 *bad += 1;
                 if seen.wrapping_sub(head) == 0 || seen.wrapping_sub(head) > i32::MAX as u32 {
@@ -887,8 +936,8 @@ proptest! {
             match op {
                 POp::Enqueue(v) => {
                     let desc = d(v);
-                    let got = p.enqueue(desc);
                     let ok = look(&mut tail, &mut seen, &mut bad, &mut tail_ours);
+                    let got = p.enqueue(desc);
                     if tail.wrapping_sub(seen) >= slots && !ok {
                         prop_assert!(matches!(got, Err(EnqueueError::Peer(_))), "{:?}", got);
                     } else if tail.wrapping_sub(seen) >= slots {
