@@ -514,6 +514,11 @@ fn a_consumer_more_than_a_ring_ahead_of_the_sender_is_caught_up_with() {
     }
 }
 
+/// Slots of each ring, and buffers of the pool, of the link garbage is
+/// scribbled over: as many buffers as slots, as system.xml's links have,
+/// so that the ring can fill.
+const SCRIBBLED: usize = 16;
+
 /// What `axolotl inject garbage` does to one end of a link, as the swifi
 /// crate does it in a PD: the sender scribbles over its active ring and its
 /// pool, the receiver over its free ring.
@@ -521,12 +526,12 @@ fn a_consumer_more_than_a_ring_ahead_of_the_sender_is_caught_up_with() {
 fn scribble(ring: &OwnedRing, pool: Option<&mut [u8]>, rng: &mut axolotl_swifi::Rng) {
     let t = axolotl_swifi::Target {
         ring: ring.base() as usize,
-        slots: 16,
+        slots: SCRIBBLED as u32,
         buf_size: if pool.is_some() { BUF as u32 } else { 0 },
         pool: pool.map_or(0, |p| p.as_mut_ptr() as usize),
     };
-    // SAFETY: a live ring of 16 slots and, if given, a pool of N buffers
-    // of BUF bytes, both owned by the test; the PD's own ends are not in
+    // SAFETY: a live ring of SCRIBBLED slots and, if given, a pool of
+    // SCRIBBLED buffers of BUF bytes, both owned by the test; the PD's own ends are not in
     // the middle of a send (FILLING is 0).
     let _ = unsafe { axolotl_swifi::scribble(&t, 0, rng) };
 }
@@ -555,13 +560,11 @@ proptest! {
         seed: u64,
         ops in proptest::collection::vec(0u8..22, 200..1500),
     ) {
-        // 16 buffers for 16 slots: a ring that can fill, as a link's does.
-        const N16: usize = 16;
-        let active = OwnedRing::new(16);
-        let free = OwnedRing::new(16);
-        let mut tx = Sender::new(active.producer(), free.consumer(), BUF * N16, BUF).unwrap();
-        let mut rx = Receiver::new(active.consumer(), free.producer(), BUF * N16, BUF).unwrap();
-        let mut pool = vec![0u8; BUF * N16];
+        let active = OwnedRing::new(SCRIBBLED as u32);
+        let free = OwnedRing::new(SCRIBBLED as u32);
+        let mut tx = Sender::new(active.producer(), free.consumer(), BUF * SCRIBBLED, BUF).unwrap();
+        let mut rx = Receiver::new(active.consumer(), free.producer(), BUF * SCRIBBLED, BUF).unwrap();
+        let mut pool = vec![0u8; BUF * SCRIBBLED];
         let mut rng = axolotl_swifi::Rng::new(seed);
         let mut out = [0u8; BUF];
         let (mut sent, mut got) = (Vec::new(), Vec::new());

@@ -305,8 +305,9 @@ fn a_tail_written_behind_the_producers_back_heals_at_its_next_enqueue() {
     ring.poke(Field::Tail, 5);
     assert_eq!(drain(&mut c).len(), 5);
     assert_eq!(ring.get(Field::Head), 5);
-    // The producer carries on from its own tail (2): without catching up,
-    // every tail it published would be behind the consumer's head.
+    // The producer goes on after the tail published past its own (5), not
+    // from its own (2): from there, every tail it published would be
+    // behind the consumer's head.
     p.enqueue(d(3)).unwrap();
     assert_eq!(p.misbehavior_count(), 1);
     assert_eq!(ring.get(Field::Tail), 6);
@@ -920,7 +921,7 @@ proptest! {
             }
             if head.wrapping_sub(*seen) > tail.wrapping_sub(*seen) {
                 *bad += 1;
-                if seen.wrapping_sub(head) == 0 || seen.wrapping_sub(head) > i32::MAX as u32 {
+                if head_back == 0 || head_back > i32::MAX as u32 {
                     *tail = head;
                     *seen = head;
                     *ours = true;
